@@ -1,0 +1,245 @@
+//! The command line: the one definition that `--help`, the man page (`man/faust-rs.1`) and the
+//! shell completions are generated from. Flags follow Faust's CLI (`faust -A app -l info worker
+//! --web-port 6066`) so an operator's scripts translate word for word.
+
+use std::path::PathBuf;
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+/// Faust-style stream-processing workers and leader election on Kafka, in one binary.
+///
+/// An app is a TOML file naming topics, agents and timers whose bodies are Rhai scripts. Every
+/// worker started with the same app joins the same consumer group, shares the agents'
+/// partitions and takes part in electing exactly one leader, which runs the `on_leader` timers.
+#[derive(Debug, Parser)]
+#[command(
+    name = "faust-rs",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOptions,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand accepts, as in `faust -A proj -l info --datadir DIR worker`.
+#[derive(Debug, Args)]
+pub struct GlobalOptions {
+    /// The app definition (TOML) to load.
+    #[arg(
+        short = 'A',
+        long = "app",
+        value_name = "FILE",
+        env = "FAUST_RS_APP",
+        global = true
+    )]
+    pub app: Option<PathBuf>,
+
+    /// Log level.
+    #[arg(
+        short = 'l',
+        long = "loglevel",
+        value_enum,
+        default_value_t = LogLevel::Warn,
+        env = "FAUST_RS_LOGLEVEL",
+        global = true
+    )]
+    pub loglevel: LogLevel,
+
+    /// The worker's data directory (holds its lock file and identity). Default:
+    /// `./{app id}-data/worker-{web port}`, so workers that differ only in --web-port never share
+    /// one.
+    #[arg(long, value_name = "DIR", env = "FAUST_RS_DATADIR", global = true)]
+    pub datadir: Option<PathBuf>,
+
+    /// Write log lines as JSON objects (one per line) instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Write the log to FILE (appending) instead of standard error.
+    #[arg(short = 'f', long = "logfile", value_name = "FILE", global = true)]
+    pub logfile: Option<PathBuf>,
+}
+
+/// Log levels with Faust's names (`crit` is the most severe).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    #[value(alias = "critical")]
+    Crit,
+    Error,
+    #[value(alias = "warning")]
+    Warn,
+    Info,
+    Debug,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start a worker: join the app's consumer group, run its agents and timers, take part in the
+    /// leader election and serve status over HTTP.
+    Worker(WorkerArgs),
+    /// Load and validate the app definition, print a summary; exit 0 if valid, 2 if not.
+    Check,
+    /// List the app's agents with the topics they consume.
+    Agents(AgentsArgs),
+    /// Send a value to an agent (`@name`) or a topic, and print where it was written as JSON.
+    Send(SendArgs),
+    /// Show who leads each election, without joining the group; or ask a leader to stand down.
+    Leader(LeaderArgs),
+    /// Print a shell completion script to standard output.
+    Completion(CompletionArgs),
+    /// Print the man page (roff) to standard output.
+    #[command(hide = true)]
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Port of the worker's HTTP status server.
+    #[arg(long, default_value_t = 6066, env = "FAUST_RS_WEB_PORT")]
+    pub web_port: u16,
+
+    /// Address the HTTP status server binds to.
+    #[arg(long, default_value = "0.0.0.0", env = "FAUST_RS_WEB_BIND")]
+    pub web_bind: String,
+
+    /// Host name other workers and the `leader` command use to reach this worker's web server.
+    /// Default: this machine's host name.
+    #[arg(long, env = "FAUST_RS_WEB_HOST")]
+    pub web_host: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentsArgs {
+    /// Print the list as JSON.
+    #[arg(long = "json-output")]
+    pub json_output: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// `@agent` to send to an agent's topic, or the name of a topic.
+    pub entity: String,
+
+    /// The value to send (serialized with the target's value serializer). Omitted: null.
+    pub value: Option<String>,
+
+    /// The record's key.
+    #[arg(short = 'k', long)]
+    pub key: Option<String>,
+
+    /// The partition to write to. Default: chosen by the key (or spread when there is none).
+    #[arg(long)]
+    pub partition: Option<i32>,
+
+    /// Send the value this many times.
+    #[arg(short = 'r', long, default_value_t = 1)]
+    pub repeat: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct LeaderArgs {
+    /// Print as JSON.
+    #[arg(long = "json-output")]
+    pub json_output: bool,
+
+    /// Keep running and print every change of leader.
+    #[arg(long)]
+    pub watch: bool,
+
+    /// Ask the leader to stand down (another candidate is elected if there is one). Needs the
+    /// --web-port of the worker to ask.
+    #[arg(long, requires = "web_port")]
+    pub stand_down: bool,
+
+    /// Web port of the worker addressed by --stand-down.
+    #[arg(long)]
+    pub web_port: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell to write completions for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// The clap command, for generators (man page, completions) and tests.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Renders the man page from the command definition.
+pub fn render_man_page() -> Vec<u8> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(command())
+        .render(&mut out)
+        .expect("writing to a Vec cannot fail");
+    // Subcommands get their own sections so `man faust-rs` documents every flag in one page.
+    for sub in command().get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = sub.get_name().to_string();
+        let sub = sub.clone().name(format!("faust-rs {name}"));
+        let man = clap_mangen::Man::new(sub);
+        out.extend_from_slice(format!(".SH \"FAUST-RS {}\"\n", name.to_uppercase()).as_bytes());
+        man.render_description_section(&mut out).expect("in memory");
+        man.render_synopsis_section(&mut out).expect("in memory");
+        man.render_options_section(&mut out).expect("in memory");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_definition_is_consistent() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn committed_man_page_is_current() {
+        let committed = include_str!("../man/faust-rs.1");
+        let fresh = String::from_utf8(render_man_page()).unwrap();
+        assert!(
+            committed == fresh,
+            "man/faust-rs.1 is stale: regenerate it with `cargo run -q -- man > man/faust-rs.1`"
+        );
+    }
+
+    #[test]
+    fn tutorial_command_line_parses() {
+        let cli = Cli::try_parse_from([
+            "faust-rs",
+            "-A",
+            "leader.toml",
+            "worker",
+            "-l",
+            "info",
+            "--web-port",
+            "6067",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.loglevel, LogLevel::Info);
+        assert_eq!(
+            cli.global.app.as_deref(),
+            Some(std::path::Path::new("leader.toml"))
+        );
+        match cli.command {
+            Command::Worker(w) => assert_eq!(w.web_port, 6067),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn faust_level_names_are_accepted() {
+        for (name, level) in [("critical", LogLevel::Crit), ("warning", LogLevel::Warn)] {
+            let cli = Cli::try_parse_from(["faust-rs", "-l", name, "check"]).unwrap();
+            assert_eq!(cli.global.loglevel, level);
+        }
+    }
+}
