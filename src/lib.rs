@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod codec;
 pub mod exit;
 pub mod logging;
 pub mod script;
