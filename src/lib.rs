@@ -7,6 +7,7 @@ pub mod app;
 pub mod cli;
 pub mod codec;
 pub mod exit;
+pub mod kafka;
 pub mod logging;
 pub mod script;
 

@@ -1,0 +1,191 @@
+//! librdkafka client configurations. Every client starts from the same base (brokers, client
+//! id, the app's `[kafka]` pass-through table) and adds what its role needs. The pass-through
+//! table wins over our defaults, except for the few settings at-least-once depends on, which
+//! are forced back and named in a warning.
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+
+/// Which consumer-group protocol a group uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupProtocol {
+    /// The classic protocol, with the cooperative-sticky assignor: a rebalance moves only the
+    /// partitions that must move.
+    Classic,
+    /// Kafka 4's broker-driven protocol (KIP-848). Session timeout and heartbeat interval are
+    /// then the broker's (per-group) settings, not the client's.
+    Consumer,
+}
+
+/// How a worker talks to the cluster: shared by every client it creates.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// librdkafka's `bootstrap.servers` list.
+    pub bootstrap: String,
+    /// Shown in the broker's logs and metrics.
+    pub client_id: String,
+    /// The app's `[kafka]` table, passed as-is.
+    pub overrides: Vec<(String, String)>,
+}
+
+/// One consumer group membership.
+#[derive(Debug, Clone)]
+pub struct GroupSettings {
+    pub group_id: String,
+    /// Static membership (`group.instance.id`): a restart within the session timeout gets its
+    /// partitions back without a rebalance.
+    pub instance_id: Option<String>,
+    pub protocol: GroupProtocol,
+    pub session_timeout: Duration,
+    pub heartbeat_interval: Duration,
+    pub max_poll_interval: Duration,
+}
+
+/// Settings the worker's correctness rests on; a pass-through value for them is overridden.
+const CONSUMER_INVARIANTS: &[(&str, &str)] = &[
+    // Offsets are committed by the worker once events and their sends are acknowledged.
+    ("enable.auto.commit", "false"),
+    ("enable.auto.offset.store", "false"),
+];
+
+impl ClientSettings {
+    fn base(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("client.id", &self.client_id);
+        config
+    }
+
+    fn apply_overrides(&self, config: &mut ClientConfig) {
+        for (key, value) in &self.overrides {
+            config.set(key, value);
+        }
+    }
+
+    /// A producer that never loses or duplicates a record on retry: idempotent, acks from
+    /// every in-sync replica, and a short linger so sends batch without adding visible delay.
+    pub fn producer(&self) -> ClientConfig {
+        let mut config = self.base();
+        config
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5");
+        self.apply_overrides(&mut config);
+        config
+    }
+
+    /// A consumer in `group` that commits only what the worker says is finished.
+    pub fn consumer(&self, group: &GroupSettings) -> ClientConfig {
+        let mut config = self.base();
+        config
+            .set("group.id", &group.group_id)
+            .set("auto.offset.reset", "earliest")
+            .set("max.poll.interval.ms", millis(group.max_poll_interval));
+        match group.protocol {
+            GroupProtocol::Classic => {
+                config
+                    .set("group.protocol", "classic")
+                    .set("partition.assignment.strategy", "cooperative-sticky")
+                    .set("session.timeout.ms", millis(group.session_timeout))
+                    .set("heartbeat.interval.ms", millis(group.heartbeat_interval));
+            }
+            GroupProtocol::Consumer => {
+                config.set("group.protocol", "consumer");
+            }
+        }
+        if let Some(instance) = &group.instance_id {
+            config.set("group.instance.id", instance);
+        }
+        self.apply_overrides(&mut config);
+        for (key, value) in CONSUMER_INVARIANTS {
+            if config.get(key).is_some_and(|v| v != *value) {
+                tracing::warn!(
+                    "[kafka] {key} is ignored: faust-rs needs {key}={value} to commit only finished events"
+                );
+            }
+            config.set(*key, *value);
+        }
+        config
+    }
+
+    /// An admin client (topic creation).
+    pub fn admin(&self) -> ClientConfig {
+        let mut config = self.base();
+        self.apply_overrides(&mut config);
+        config
+    }
+}
+
+fn millis(duration: Duration) -> String {
+    duration.as_millis().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(overrides: &[(&str, &str)]) -> ClientSettings {
+        ClientSettings {
+            bootstrap: "h1:9092,h2:9092".into(),
+            client_id: "faust-rs-test".into(),
+            overrides: overrides
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn group(protocol: GroupProtocol) -> GroupSettings {
+        GroupSettings {
+            group_id: "app".into(),
+            instance_id: Some("app-w1".into()),
+            protocol,
+            session_timeout: Duration::from_secs(6),
+            heartbeat_interval: Duration::from_millis(1500),
+            max_poll_interval: Duration::from_secs(300),
+        }
+    }
+
+    #[test]
+    fn classic_consumer_carries_timing_and_sticky_assignment() {
+        let config = settings(&[]).consumer(&group(GroupProtocol::Classic));
+        assert_eq!(config.get("session.timeout.ms"), Some("6000"));
+        assert_eq!(config.get("heartbeat.interval.ms"), Some("1500"));
+        assert_eq!(
+            config.get("partition.assignment.strategy"),
+            Some("cooperative-sticky")
+        );
+        assert_eq!(config.get("group.instance.id"), Some("app-w1"));
+        assert_eq!(config.get("bootstrap.servers"), Some("h1:9092,h2:9092"));
+    }
+
+    #[test]
+    fn kip848_consumer_sets_no_client_side_timing() {
+        // librdkafka refuses these with group.protocol=consumer: the broker owns them.
+        let config = settings(&[]).consumer(&group(GroupProtocol::Consumer));
+        assert_eq!(config.get("group.protocol"), Some("consumer"));
+        for key in [
+            "session.timeout.ms",
+            "heartbeat.interval.ms",
+            "partition.assignment.strategy",
+        ] {
+            assert_eq!(config.get(key), None, "{key} must not be set");
+        }
+    }
+
+    #[test]
+    fn pass_through_wins_except_for_commit_invariants() {
+        let config = settings(&[
+            ("security.protocol", "SASL_SSL"),
+            ("enable.auto.commit", "true"),
+        ])
+        .consumer(&group(GroupProtocol::Classic));
+        assert_eq!(config.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(config.get("enable.auto.commit"), Some("false"));
+        let producer = settings(&[("linger.ms", "50")]).producer();
+        assert_eq!(producer.get("linger.ms"), Some("50"));
+        assert_eq!(producer.get("enable.idempotence"), Some("true"));
+    }
+}
