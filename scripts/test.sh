@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# scripts/test.sh — THE test command of faust-rs: `scripts/test.sh [cargo test args...]`.
+#
+# 1. scripts/deps.sh              machine packages (kcat, java 17+, mvn, C toolchain)
+# 2. scripts/kafka.sh install     Kafka jars via Maven (no-op when cached in .kafka/)
+# 3. scripts/kafka.sh start       a real broker on 127.0.0.1:${KAFKA_PORT:-9092} (no-op if running;
+#                                 a broker already answering there from elsewhere is reused)
+# 4. FAUST_RS_TEST_BROKER=127.0.0.1:$KAFKA_PORT cargo test "$@"
+#
+# Exits with cargo's status. With CI=true a broker that this script started is stopped at the
+# end; otherwise it is left running so that the next run starts in no time.
+set -euo pipefail
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO_ROOT"
+export KAFKA_PORT=${KAFKA_PORT:-9092}
+
+say() { printf 'test.sh: %s\n' "$*"; }
+
+scripts/deps.sh
+scripts/kafka.sh install
+
+started_here=0
+status=0
+scripts/kafka.sh status >/dev/null 2>&1 || status=$?
+if ((status == 3)) && scripts/kafka.sh ping; then
+    say "a broker not started from this checkout answers on 127.0.0.1:$KAFKA_PORT; using it"
+else
+    ((status == 3)) && started_here=1
+    scripts/kafka.sh start
+fi
+
+# shellcheck disable=SC2317  # called by the EXIT trap
+finish() {
+    if ((started_here)) && [[ ${CI:-} == true ]]; then
+        scripts/kafka.sh stop
+    elif ((status != 3)) || ((started_here)); then
+        say "broker left running on 127.0.0.1:$KAFKA_PORT for fast re-runs (scripts/kafka.sh stop to stop it)"
+    fi
+}
+trap finish EXIT
+
+export FAUST_RS_TEST_BROKER=127.0.0.1:$KAFKA_PORT
+say "FAUST_RS_TEST_BROKER=$FAUST_RS_TEST_BROKER cargo test $*"
+rc=0
+cargo test "$@" || rc=$?
+exit "$rc"
