@@ -10,6 +10,8 @@ pub mod exit;
 pub mod kafka;
 pub mod logging;
 pub mod script;
+pub mod web;
+pub mod worker;
 
 use std::io::Write;
 

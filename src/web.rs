@@ -1,0 +1,118 @@
+//! The worker's HTTP status server (`--web-bind`:`--web-port`). Read-only views of the worker's
+//! shared state; it runs on its own task, so it keeps answering while the agents' group
+//! rebalances (as Faust's web server does).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::worker::state::WorkerState;
+
+/// Binds the status server's socket. Done before anything touches Kafka, so a port in use is
+/// reported at once (exit 2) instead of after joining the group.
+pub async fn bind(bind: &str, port: u16) -> Result<TcpListener, String> {
+    let address = format!("{bind}:{port}");
+    let address: SocketAddr = tokio::net::lookup_host(&address)
+        .await
+        .ok()
+        .and_then(|mut found| found.next())
+        .ok_or_else(|| format!("--web-bind {bind:?} is not an address this machine can bind"))?;
+    TcpListener::bind(address).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            format!("web port {port} is already in use on {bind}: give each worker its own --web-port")
+        }
+        _ => format!("cannot listen on {address}: {e}"),
+    })
+}
+
+pub fn router(state: Arc<WorkerState>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/assignment", get(assignment))
+        .route("/stats", get(stats))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<WorkerState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn index(State(state): State<Arc<WorkerState>>) -> Json<serde_json::Value> {
+    Json(json!({
+        "app": state.app_id,
+        "worker": state.worker_id,
+        "web_url": state.web_url,
+        "pid": std::process::id(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": state.started.elapsed().as_secs_f64(),
+    }))
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn ready(State(state): State<Arc<WorkerState>>) -> Response {
+    if state.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, Json(json!({ "ready": true }))).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "ready": false })),
+        )
+            .into_response()
+    }
+}
+
+async fn assignment(State(state): State<Arc<WorkerState>>) -> Json<serde_json::Value> {
+    let assignment = state.assignment.lock().unwrap().clone();
+    Json(json!({ "worker": state.worker_id, "assignment": assignment }))
+}
+
+async fn stats(State(state): State<Arc<WorkerState>>) -> Json<serde_json::Value> {
+    Json(serde_json::to_value(state.snapshot()).expect("stats serialize"))
+}
+
+async fn metrics(State(state): State<Arc<WorkerState>>) -> Response {
+    let text = state.snapshot().to_prometheus();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_port_in_use_is_named_in_the_error() {
+        let first = bind("127.0.0.1", 0).await.unwrap();
+        let port = first.local_addr().unwrap().port();
+        let error = bind("127.0.0.1", port).await.unwrap_err();
+        assert!(error.contains(&format!("web port {port} is already in use")), "{error}");
+    }
+
+    #[tokio::test]
+    async fn ready_is_503_until_the_worker_has_an_assignment() {
+        let state = Arc::new(WorkerState::new("app", "w", "http://h:1", [], []));
+        assert_eq!(ready(State(state.clone())).await.status(), StatusCode::SERVICE_UNAVAILABLE);
+        state.ready.store(true, Ordering::Relaxed);
+        assert_eq!(ready(State(state)).await.status(), StatusCode::OK);
+    }
+}

@@ -1,0 +1,5 @@
+//! The worker runtime: start-up and shutdown order, agents, timers, signals, the data
+//! directory lock and the shared state the web server shows.
+
+pub mod datadir;
+pub mod state;

@@ -1,0 +1,307 @@
+//! What a running worker knows about itself, shared between its tasks and read by the web
+//! server and the USR1 dump. Counters are atomics so the hot path never takes a lock; the
+//! assignment and lag maps change only on rebalances and statistics ticks.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Instant, SystemTime};
+
+use serde::Serialize;
+
+/// Counters of one agent.
+#[derive(Debug, Default)]
+pub struct AgentCounters {
+    /// Events taken from the agent's topic and handed to its body.
+    pub events_in: AtomicU64,
+    /// Records the body sent (to sinks, agents or topics), once acknowledged.
+    pub events_out: AtomicU64,
+    /// Events whose processing failed (bad payload, script error, over a limit).
+    pub events_failed: AtomicU64,
+    /// Failed events written to the dead-letter topic.
+    pub dead_lettered: AtomicU64,
+}
+
+/// Counters of one timer.
+#[derive(Debug, Default)]
+pub struct TimerCounters {
+    pub runs: AtomicU64,
+    pub failures: AtomicU64,
+    /// Ticks skipped because this worker did not lead (`on_leader` timers).
+    pub skipped_not_leader: AtomicU64,
+}
+
+/// Shared state of one worker process.
+#[derive(Debug)]
+pub struct WorkerState {
+    pub app_id: String,
+    pub worker_id: String,
+    pub web_url: String,
+    pub started: Instant,
+    pub started_at: SystemTime,
+    /// Joined the agents' group and received an assignment.
+    pub ready: AtomicBool,
+    pub rebalances: AtomicU64,
+    pub commits: AtomicU64,
+    pub agents: BTreeMap<String, AgentCounters>,
+    pub timers: BTreeMap<String, TimerCounters>,
+    /// topic -> partitions currently assigned to this worker.
+    pub assignment: Mutex<BTreeMap<String, Vec<i32>>>,
+    /// "topic[partition]" -> consumer lag, from librdkafka's statistics.
+    pub lag: Mutex<BTreeMap<String, i64>>,
+}
+
+impl WorkerState {
+    pub fn new(
+        app_id: &str,
+        worker_id: &str,
+        web_url: &str,
+        agents: impl IntoIterator<Item = String>,
+        timers: impl IntoIterator<Item = String>,
+    ) -> Self {
+        WorkerState {
+            app_id: app_id.to_string(),
+            worker_id: worker_id.to_string(),
+            web_url: web_url.to_string(),
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            ready: AtomicBool::new(false),
+            rebalances: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            agents: agents
+                .into_iter()
+                .map(|name| (name, AgentCounters::default()))
+                .collect(),
+            timers: timers
+                .into_iter()
+                .map(|name| (name, TimerCounters::default()))
+                .collect(),
+            assignment: Mutex::new(BTreeMap::new()),
+            lag: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn agent(&self, name: &str) -> &AgentCounters {
+        &self.agents[name]
+    }
+
+    pub fn timer(&self, name: &str) -> &TimerCounters {
+        &self.timers[name]
+    }
+
+    /// A consistent-enough copy of every counter, for `/stats` and `/metrics`.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        StatsSnapshot {
+            uptime_seconds: self.started.elapsed().as_secs_f64(),
+            ready: self.ready.load(Ordering::Relaxed),
+            rebalances: load(&self.rebalances),
+            commits: load(&self.commits),
+            agents: self
+                .agents
+                .iter()
+                .map(|(name, c)| {
+                    let stats = AgentStats {
+                        events_in: load(&c.events_in),
+                        events_out: load(&c.events_out),
+                        events_failed: load(&c.events_failed),
+                        dead_lettered: load(&c.dead_lettered),
+                    };
+                    (name.clone(), stats)
+                })
+                .collect(),
+            timers: self
+                .timers
+                .iter()
+                .map(|(name, c)| {
+                    let stats = TimerStats {
+                        runs: load(&c.runs),
+                        failures: load(&c.failures),
+                        skipped_not_leader: load(&c.skipped_not_leader),
+                    };
+                    (name.clone(), stats)
+                })
+                .collect(),
+            commit_lag: self.lag.lock().unwrap().clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AgentStats {
+    pub events_in: u64,
+    pub events_out: u64,
+    pub events_failed: u64,
+    pub dead_lettered: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TimerStats {
+    pub runs: u64,
+    pub failures: u64,
+    pub skipped_not_leader: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatsSnapshot {
+    pub uptime_seconds: f64,
+    pub ready: bool,
+    pub rebalances: u64,
+    pub commits: u64,
+    pub agents: BTreeMap<String, AgentStats>,
+    pub timers: BTreeMap<String, TimerStats>,
+    pub commit_lag: BTreeMap<String, i64>,
+}
+
+impl StatsSnapshot {
+    /// The same figures in Prometheus' text exposition format.
+    pub fn to_prometheus(&self) -> String {
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
+            out.push_str(&format!(
+                "# HELP faust_rs_{name} {help}\n# TYPE faust_rs_{name} {kind}\n"
+            ));
+            for (labels, value) in samples {
+                out.push_str(&format!("faust_rs_{name}{labels} {value}\n"));
+            }
+        };
+        let label = |key: &str, value: &str| format!("{{{key}=\"{}\"}}", escape_label(value));
+        metric(
+            "uptime_seconds",
+            "gauge",
+            "Seconds since the worker started.",
+            vec![(String::new(), self.uptime_seconds)],
+        );
+        metric(
+            "ready",
+            "gauge",
+            "1 once the worker joined its group and has an assignment.",
+            vec![(String::new(), f64::from(u8::from(self.ready)))],
+        );
+        metric(
+            "rebalances_total",
+            "counter",
+            "Rebalances of the agents' group seen by this worker.",
+            vec![(String::new(), self.rebalances as f64)],
+        );
+        metric(
+            "commits_total",
+            "counter",
+            "Offset commits made.",
+            vec![(String::new(), self.commits as f64)],
+        );
+        type Field = fn(&AgentStats) -> u64;
+        let agent_fields: [(&str, &str, Field); 4] = [
+            (
+                "agent_events_in_total",
+                "Events handed to the agent's body.",
+                |s| s.events_in,
+            ),
+            (
+                "agent_events_out_total",
+                "Records sent by the agent's body and acknowledged.",
+                |s| s.events_out,
+            ),
+            (
+                "agent_events_failed_total",
+                "Events whose processing failed.",
+                |s| s.events_failed,
+            ),
+            (
+                "agent_dead_lettered_total",
+                "Failed events written to the dead-letter topic.",
+                |s| s.dead_lettered,
+            ),
+        ];
+        for (name, help, field) in agent_fields {
+            let samples = self
+                .agents
+                .iter()
+                .map(|(a, s)| (label("agent", a), field(s) as f64))
+                .collect();
+            metric(name, "counter", help, samples);
+        }
+        type TimerField = fn(&TimerStats) -> u64;
+        let timer_fields: [(&str, &str, TimerField); 3] = [
+            ("timer_runs_total", "Runs of the timer's body.", |s| s.runs),
+            (
+                "timer_failures_total",
+                "Runs that ended in an error.",
+                |s| s.failures,
+            ),
+            (
+                "timer_skipped_total",
+                "Ticks skipped because this worker did not lead.",
+                |s| s.skipped_not_leader,
+            ),
+        ];
+        for (name, help, field) in timer_fields {
+            let samples = self
+                .timers
+                .iter()
+                .map(|(t, s)| (label("timer", t), field(s) as f64))
+                .collect();
+            metric(name, "counter", help, samples);
+        }
+        let lag = self
+            .commit_lag
+            .iter()
+            .map(|(tp, lag)| (label("partition", tp), *lag as f64))
+            .collect();
+        metric(
+            "consumer_lag",
+            "gauge",
+            "Messages between the committed position and the end of the partition.",
+            lag,
+        );
+        out
+    }
+}
+
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_carries_every_counter_with_labels() {
+        let state = WorkerState::new(
+            "app",
+            "w1",
+            "http://h:6066",
+            ["say".to_string()],
+            ["tick".to_string()],
+        );
+        state.agent("say").events_in.fetch_add(3, Ordering::Relaxed);
+        state.timer("tick").failures.fetch_add(2, Ordering::Relaxed);
+        state.lag.lock().unwrap().insert("t[0]".into(), 7);
+        let text = state.snapshot().to_prometheus();
+        assert!(
+            text.contains("faust_rs_agent_events_in_total{agent=\"say\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("faust_rs_timer_failures_total{timer=\"tick\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("faust_rs_consumer_lag{partition=\"t[0]\"} 7\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE faust_rs_rebalances_total counter\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
