@@ -79,11 +79,11 @@ impl OffsetTracker {
             if only.is_some_and(|only| !only.contains(tp)) {
                 continue;
             }
-            if let Some(position) = state.committable() {
-                if state.committed != Some(position) {
-                    state.committed = Some(position);
-                    commits.push((tp.clone(), position));
-                }
+            if let Some(position) = state.committable()
+                && state.committed != Some(position)
+            {
+                state.committed = Some(position);
+                commits.push((tp.clone(), position));
             }
         }
         commits.sort();
@@ -93,10 +93,10 @@ impl OffsetTracker {
     /// Puts back positions whose commit failed, so the next commit retries them.
     pub fn commit_failed(&mut self, failed: &[(TopicPartition, i64)]) {
         for (tp, position) in failed {
-            if let Some(state) = self.partitions.get_mut(tp) {
-                if state.committed == Some(*position) {
-                    state.committed = None;
-                }
+            if let Some(state) = self.partitions.get_mut(tp)
+                && state.committed == Some(*position)
+            {
+                state.committed = None;
             }
         }
     }
