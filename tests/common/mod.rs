@@ -91,3 +91,169 @@ pub fn wait_until(deadline: Duration, what: &str, mut condition: impl FnMut() ->
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The faust-rs binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_faust-rs")
+}
+
+/// A scratch folder for one test, removed when dropped.
+pub struct Scratch(pub std::path::PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(unique_name(&format!("faust-rs-test-{name}")));
+        std::fs::create_dir_all(&dir).expect("scratch folder");
+        Scratch(dir)
+    }
+
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+
+    /// Writes an app file whose `@BROKER@` placeholder becomes the test broker.
+    pub fn app(&self, name: &str, toml: &str) -> std::path::PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, toml.replace("@BROKER@", &format!("kafka://{}", broker()))).unwrap();
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `GET path` on 127.0.0.1:port; the status code and body, or None when nothing answers.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    // Small bodies may come chunked; keep only the JSON/text itself.
+    let body = if response.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(&body)
+    } else {
+        body
+    };
+    Some((status, body))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else { break };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// A worker process started from the real binary; KILLed on drop if still running.
+pub struct Worker {
+    pub child: std::process::Child,
+    pub port: u16,
+    pub stdout: std::path::PathBuf,
+    pub log: std::path::PathBuf,
+}
+
+impl Worker {
+    /// Starts `faust-rs -A app worker -l info --web-port PORT --datadir DIR` with stdout and
+    /// the log in files under `scratch`.
+    pub fn start(scratch: &Scratch, app: &std::path::Path, extra: &[&str]) -> Worker {
+        let port = free_port();
+        let stdout = scratch.path(&format!("worker-{port}.out"));
+        let log = scratch.path(&format!("worker-{port}.log"));
+        let datadir = scratch.path(&format!("data-{port}"));
+        let child = std::process::Command::new(binary())
+            .arg("-A")
+            .arg(app)
+            .args(["-l", "info", "worker", "--web-port", &port.to_string(), "--web-bind", "127.0.0.1"])
+            .arg("--datadir")
+            .arg(&datadir)
+            .args(extra)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("starting the worker");
+        Worker { child, port, stdout, log }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(self.port, path)
+    }
+
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        let (status, body) = self.get(path).unwrap_or_else(|| panic!("{path}: no answer"));
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+    }
+
+    /// Waits until `/ready` answers 200.
+    pub fn wait_ready(&mut self, deadline: Duration) {
+        let start = Instant::now();
+        loop {
+            if let Some((200, _)) = self.get("/ready") {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("worker exited with {status} before it was ready:\n{}", self.log_text());
+            }
+            assert!(start.elapsed() < deadline, "worker not ready after {deadline:?}:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits for the process to end; its exit status.
+    pub fn wait_exit(&mut self, deadline: Duration) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(start.elapsed() < deadline, "worker still running after {deadline:?}:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn stdout_text(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
