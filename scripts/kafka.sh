@@ -16,7 +16,9 @@
 #   reset     stop and wipe data and logs (keeps the jar cache)
 #
 # Environment knobs:
-#   KAFKA_VERSION          Kafka release to use (default below, see DEFAULT_KAFKA_VERSION)
+#   KAFKA_VERSION          Kafka release to use (default below, see DEFAULT_KAFKA_VERSION);
+#                          data formatted by a newer release may not start on an older one:
+#                          `reset` after going back
 #   KAFKA_PORT             client listener port on 127.0.0.1 (default 9092)
 #   KAFKA_CONTROLLER_PORT  KRaft controller listener port on 127.0.0.1 (default 9093)
 #   KAFKA_HOME_DIR         cache/state dir (default <repo>/.kafka): <version>/libs, data/, logs/, run/
@@ -143,7 +145,7 @@ cmd_install() {
 is_our_broker() {
     local pid=$1 cmdline
     [[ $pid =~ ^[0-9]+$ ]] || return 1
-    cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+    cmdline=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
     [[ $cmdline == *kafka.Kafka* && $cmdline == *"$PROPS"* ]]
 }
 
@@ -267,11 +269,22 @@ format_storage() {
 # ---------------------------------------------------------------------------------------
 # commands
 
+file_size() { stat -c %s "$1" 2>/dev/null || echo 0; }
+BROKER_LOG_START=0  # byte offsets where this start attempt's output begins
+CONSOLE_LOG_START=0
+
+# Shows the end of what this start attempt wrote to the broker log and to the console log.
 dump_logs() {
-    echo "--- last lines of $BROKER_LOG:" >&2
-    tail -n 30 "$BROKER_LOG" >&2 2>/dev/null || true
-    echo "--- last lines of $CONSOLE_LOG:" >&2
-    tail -n 15 "$CONSOLE_LOG" >&2 2>/dev/null || true
+    local f start
+    for f in "$BROKER_LOG" "$CONSOLE_LOG"; do
+        [[ -f $f ]] || continue
+        start=$BROKER_LOG_START
+        [[ $f == "$CONSOLE_LOG" ]] && start=$CONSOLE_LOG_START
+        # a rolled-over log restarts at 0
+        (($(file_size "$f") >= start)) || start=0
+        echo "--- last lines of $f:" >&2
+        tail -c +$((start + 1)) "$f" | tail -n 30 >&2
+    done
 }
 
 # Polls (until $KAFKA_START_TIMEOUT s after $2) until broker $1 answers metadata.
@@ -316,6 +329,8 @@ cmd_start() {
     format_storage
     local opts
     mapfile -t opts < <(java_opts)
+    BROKER_LOG_START=$(file_size "$BROKER_LOG")
+    CONSOLE_LOG_START=$(file_size "$CONSOLE_LOG")
     echo "=== $(date -Is) starting Kafka $KAFKA_VERSION" >>"$CONSOLE_LOG"
     # setsid: own session, so the broker outlives the shell that started it; no stdin.
     setsid nohup java "${opts[@]}" -cp "$LIBS_DIR/*" kafka.Kafka "$PROPS" \
