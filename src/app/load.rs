@@ -150,6 +150,21 @@ fn contains(outer: &Range<usize>, inner: &Range<usize>) -> bool {
     outer.start <= inner.start && inner.end <= outer.end && inner.start < outer.end.max(1)
 }
 
+/// Whether a value's text holds a span. Sub-tables written as `[a.b]` headers have spans that
+/// do not cover their keys, so tables and arrays are searched too.
+fn holds(value: &Spanned<DeValue<'_>>, span: &Range<usize>) -> bool {
+    if contains(&value.span(), span) {
+        return true;
+    }
+    match value.get_ref() {
+        DeValue::Table(table) => table
+            .iter()
+            .any(|(k, v)| contains(&k.span(), span) || holds(v, span)),
+        DeValue::Array(array) => array.iter().any(|v| holds(v, span)),
+        _ => false,
+    }
+}
+
 /// Deserializes one table. On an error, reports it, drops the key it is about and tries again,
 /// so that every bad key of the entry is reported. `None` when a required key is missing.
 pub(crate) fn deserialize_entry<T: DeserializeOwned>(
@@ -184,7 +199,7 @@ pub(crate) fn deserialize_entry<T: DeserializeOwned>(
         };
         let culprit = table
             .iter()
-            .find(|(k, v)| contains(&k.span(), &span) || contains(&v.span(), &span))
+            .find(|(k, v)| contains(&k.span(), &span) || holds(v, &span))
             .map(|(k, _)| k.get_ref().to_string());
         match culprit {
             Some(key) => {

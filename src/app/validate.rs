@@ -279,8 +279,15 @@ pub(crate) fn validate(report: &mut Report<'_>, raw: RawApp) -> Option<(App, Scr
             }
             None => {
                 let derived = format!("{id}-{name}");
-                if let Err(why) = check_topic_name(&derived) {
-                    report.error(def.name.span(), format!("the agent's topic {why}"));
+                // Only report what the parts' own checks did not already report.
+                if check_app_id(&id).is_ok()
+                    && check_identifier(&name).is_ok()
+                    && let Err(why) = check_topic_name(&derived)
+                {
+                    report.error(
+                        def.name.span(),
+                        format!("the agent's default topic `{{id}}-{{name}}` is invalid: {why}"),
+                    );
                 }
                 derived
             }
