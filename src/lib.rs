@@ -6,6 +6,7 @@
 pub mod app;
 pub mod cli;
 pub mod codec;
+pub mod commands;
 pub mod exit;
 pub mod kafka;
 pub mod logging;
@@ -31,6 +32,8 @@ pub fn run(cli: Cli) -> Result<Status> {
             write_stdout(&buffer)?;
             Ok(Status::Clean)
         }
+        Command::Check => commands::check::run(&cli.global),
+        Command::Agents(ref args) => commands::agents::run(&cli.global, args),
         _ => {
             logging::init(&cli.global)?;
             Err(Fatal::runtime("this command is not implemented yet"))

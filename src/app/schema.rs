@@ -1,0 +1,264 @@
+//! The app file as written: serde types for each section, with unknown keys rejected. Values
+//! whose position matters for later checks are `Spanned`. These types are what the user writes;
+//! [`crate::app::model`] holds what they resolve to. The README's "The app definition" section
+//! documents the same keys for users.
+//!
+//! Units: every duration is in **seconds**, as a float or an integer (`2.0`, `2`, `0.5`), like
+//! Faust's `@app.timer(2.0)`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+use toml::Spanned;
+
+use crate::codec::Serializer;
+use crate::script::ScriptLimits;
+
+/// `[app]`: the application, as `faust.App(id, broker=..., value_serializer=...)`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSection {
+    /// Required. The app's name: the Kafka consumer group of its agents and the prefix of its
+    /// internal topics (`{id}-{agent}`, `{id}-__assignor-__leader`). Letters, digits, `.`, `_`
+    /// and `-`.
+    pub id: Spanned<String>,
+    /// Brokers in Faust's URL syntax: `kafka://host:9092`, several separated by `;` or `,`
+    /// (`kafka://a:9092;kafka://b:9092`). The scheme may be left out; the port defaults to 9092.
+    /// Default: `kafka://localhost:9092`.
+    pub broker: Option<Spanned<String>>,
+    /// Serializer of record values on the app's topics unless a `[[topics]]` entry says
+    /// otherwise: `raw` or `json`. Default: `json` (Faust's default).
+    pub value_serializer: Option<Serializer>,
+    /// Serializer of record keys: `raw` or `json`. Default: `raw` (Faust's default).
+    pub key_serializer: Option<Serializer>,
+    /// Partitions of the topics faust-rs creates (agent channels, dead-letter topics, declared
+    /// topics without `partitions`). Default: 8.
+    pub topic_partitions: Option<Spanned<u32>>,
+    /// Replication factor of the topics faust-rs creates. Default: 1.
+    pub topic_replication_factor: Option<Spanned<u16>>,
+    /// Seconds without heartbeat after which the broker evicts a worker from the group (and a
+    /// new leader is elected). librdkafka `session.timeout.ms`. Default: 6.0, the smallest value
+    /// a default broker accepts (`group.min.session.timeout.ms`), for fast failover.
+    pub session_timeout: Option<Spanned<f64>>,
+    /// Seconds between heartbeats; must be less than `session_timeout` (a third of it or less
+    /// is advised). librdkafka `heartbeat.interval.ms`. Default: 1.5.
+    pub heartbeat_interval: Option<Spanned<f64>>,
+    /// Seconds an agent may spend between two polls before the worker is considered stuck and
+    /// leaves the group; at least `session_timeout`. librdkafka `max.poll.interval.ms`.
+    /// Default: 300.
+    pub max_poll_interval: Option<Spanned<f64>>,
+    /// Seconds between offset commits of processed records (consumed by the worker). Faust's
+    /// `broker_commit_interval`. Default: 2.8.
+    pub commit_interval: Option<Spanned<f64>>,
+    /// Commit after this many processed records even before `commit_interval` has passed
+    /// (consumed by the worker). Faust's `broker_commit_every`. Default: 10000.
+    pub commit_every: Option<Spanned<u64>>,
+    /// Kafka group protocol: `classic` (default) or `consumer` (KIP-848, brokers 4.0+).
+    /// librdkafka `group.protocol`.
+    pub group_protocol: Option<GroupProtocol>,
+    /// `[app.limits]`: bounds on what one script evaluation may do.
+    #[serde(default)]
+    pub limits: ScriptLimits,
+}
+
+/// Kafka's consumer group protocols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupProtocol {
+    /// The classic rebalance protocol (client-side assignment). Works with every broker.
+    #[default]
+    Classic,
+    /// KIP-848's broker-side protocol (Kafka 4.0+). With it the broker owns the session and
+    /// heartbeat timing (`group.consumer.*` broker settings).
+    Consumer,
+}
+
+impl GroupProtocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupProtocol::Classic => "classic",
+            GroupProtocol::Consumer => "consumer",
+        }
+    }
+}
+
+/// `[[topics]]`: a topic the app reads or writes, with how it is encoded and created.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicDef {
+    /// Required. The topic's name in Kafka.
+    pub name: Spanned<String>,
+    /// Partitions when faust-rs creates it. Default: `[app] topic_partitions`.
+    pub partitions: Option<Spanned<u32>>,
+    /// Replication factor when faust-rs creates it. Default: `[app] topic_replication_factor`.
+    pub replicas: Option<Spanned<u16>>,
+    /// `raw` or `json`. Default: `[app] key_serializer`.
+    pub key_serializer: Option<Serializer>,
+    /// `raw` or `json`. Default: `[app] value_serializer`.
+    pub value_serializer: Option<Serializer>,
+    /// How long records are kept, in seconds (Kafka `retention.ms`). Default: the broker's.
+    pub retention: Option<Spanned<f64>>,
+    /// Keep only the latest record per key (Kafka `cleanup.policy=compact`). Default: false.
+    pub compacted: Option<bool>,
+    /// Whether faust-rs may create the topic when it is missing. `false` for topics owned by
+    /// someone else: the worker then only checks it exists. Default: true.
+    pub create: Option<bool>,
+    /// More topic configuration passed to topic creation as is (`"min.insync.replicas" = 2`).
+    #[serde(default)]
+    pub config: BTreeMap<Spanned<String>, Spanned<ConfigValue>>,
+}
+
+/// What an agent does when its body fails on a record (a script error, a value that does not
+/// decode, a sink that cannot be written).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnError {
+    /// Log the error with topic/partition/offset and go on with the next record.
+    #[default]
+    Log,
+    /// Write the record as received to the dead-letter topic, log, and go on.
+    DeadLetter,
+    /// Log and stop the worker (exit status 1), leaving the record uncommitted.
+    Stop,
+}
+
+/// `[[agents]]`: a stream processor, as `@app.agent()`; its body runs once per record.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentDef {
+    /// Required. Scripts send to the agent with `name.send(v)`, the CLI with `send @name`, so it
+    /// is an identifier: a letter or `_`, then letters, digits or `_`.
+    pub name: Spanned<String>,
+    /// The topic the agent consumes: a `[[topics]]` entry or any topic. Default:
+    /// `{app id}-{name}` (Faust's agent channel), created by faust-rs.
+    pub topic: Option<Spanned<String>>,
+    /// How many copies of the agent run in each worker (Faust's `concurrency`), at least 1.
+    /// Default: 1.
+    pub concurrency: Option<Spanned<u32>>,
+    /// Where the body's result goes (Faust's `sink=`): agent names, or names of `[[topics]]`
+    /// entries (declare an external topic with `create = false`). A `null`/unit result sends
+    /// nothing. Default: none.
+    #[serde(default)]
+    pub sink: Vec<Spanned<String>>,
+    /// `log` (default), `dead-letter` or `stop`.
+    pub on_error: Option<OnError>,
+    /// Topic for `on_error = "dead-letter"`. Default: `{app id}-{name}-dead-letter`.
+    pub dead_letter_topic: Option<Spanned<String>>,
+    /// One line shown by `faust-rs agents`. Default: the body's first comment line.
+    pub help: Option<String>,
+    /// The Rhai body, inline. Exactly one of `body` and `file`.
+    pub body: Option<Spanned<String>>,
+    /// A `.rhai` file holding the body, relative to the app file. Exactly one of `body` and
+    /// `file`.
+    pub file: Option<Spanned<String>>,
+}
+
+/// `[[timers]]`: a body run periodically, as `@app.timer(2.0, on_leader=True)` or `@app.crontab`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimerDef {
+    /// Required. Letters, digits, `.`, `_`, `-`.
+    pub name: Spanned<String>,
+    /// Seconds between runs (> 0). The first run is one interval after start. Exactly one of
+    /// `interval` and `cron`.
+    pub interval: Option<Spanned<f64>>,
+    /// A 5-field crontab expression: minute hour day-of-month month day-of-week. Exactly one of
+    /// `interval` and `cron`.
+    pub cron: Option<Spanned<String>>,
+    /// IANA time zone the `cron` expression is read in (`Europe/Paris`). Default: `UTC`.
+    pub timezone: Option<Spanned<String>>,
+    /// Run only on the leader of the app's default election (`leader`). Default: false.
+    pub on_leader: Option<Spanned<bool>>,
+    /// Deprecated spelling of `on_leader` (Faust's older `on_master`); accepted with a warning.
+    pub on_master: Option<Spanned<bool>>,
+    /// Run only on the leader of this `[[elections]]` entry (implies `on_leader`).
+    pub election: Option<Spanned<String>>,
+    /// One line describing the timer. Default: the body's first comment line.
+    pub help: Option<String>,
+    /// The Rhai body, inline. Exactly one of `body` and `file`.
+    pub body: Option<Spanned<String>>,
+    /// A `.rhai` file holding the body, relative to the app file.
+    pub file: Option<Spanned<String>>,
+}
+
+/// `[[tasks]]`: a body run once at start (Faust's `@app.task`), or each time the worker becomes
+/// leader.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskDef {
+    /// Required. Letters, digits, `.`, `_`, `-`.
+    pub name: Spanned<String>,
+    /// false: run once when the worker starts. true: run each time this worker becomes leader
+    /// of the default election. Default: false.
+    pub on_leader: Option<Spanned<bool>>,
+    /// Run each time this worker becomes leader of this `[[elections]]` entry.
+    pub election: Option<Spanned<String>>,
+    /// One line describing the task. Default: the body's first comment line.
+    pub help: Option<String>,
+    /// The Rhai body, inline. Exactly one of `body` and `file`.
+    pub body: Option<Spanned<String>>,
+    /// A `.rhai` file holding the body, relative to the app file.
+    pub file: Option<Spanned<String>>,
+}
+
+/// `[[elections]]`: a named election in the tooz sense: one leader at a time among the
+/// candidates. The default election `leader` exists without being declared; declare it to give
+/// it hooks or make this app's workers non-candidates.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElectionDef {
+    /// Required. Letters, digits, `.`, `_`, `-`.
+    pub name: Spanned<String>,
+    /// Whether this app's workers run for the election (false: they only follow it).
+    /// Default: true.
+    pub candidate: Option<bool>,
+    /// Body run when this worker is elected, inline.
+    pub on_elected: Option<Spanned<String>>,
+    /// Body run when this worker is elected, from a `.rhai` file relative to the app file.
+    pub on_elected_file: Option<Spanned<String>>,
+    /// Body run when this worker loses the leadership, inline.
+    pub on_revoked: Option<Spanned<String>>,
+    /// Body run when this worker loses the leadership, from a `.rhai` file.
+    pub on_revoked_file: Option<Spanned<String>>,
+}
+
+/// A librdkafka or topic configuration value: a string, integer, float or boolean, kept as the
+/// string librdkafka expects (`true`, `5000`, `0.5`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigValue(pub String);
+
+impl<'de> Deserialize<'de> for ConfigValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ConfigValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a string, number or boolean (librdkafka keys contain dots: quote them, \
+                     as in \"sasl.mechanism\" = \"PLAIN\")",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ConfigValue, E> {
+                Ok(ConfigValue(v.to_owned()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<ConfigValue, E> {
+                Ok(ConfigValue(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ConfigValue, E> {
+                Ok(ConfigValue(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ConfigValue, E> {
+                Ok(ConfigValue(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<ConfigValue, E> {
+                Ok(ConfigValue(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// `[kafka]`: librdkafka properties passed as they are to every client.
+pub type KafkaSection = BTreeMap<Spanned<String>, Spanned<ConfigValue>>;

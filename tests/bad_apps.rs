@@ -1,0 +1,238 @@
+//! Runs `faust-rs -A FILE check` on every broken app under `tests/bad-apps/` and checks that it
+//! fails the way the file's header says, and that every `configs/*.toml` passes.
+//!
+//! A broken app declares what must be reported with header lines:
+//!
+//! ```toml
+//! # expect: 12:9 unknown field `concurency`
+//! # expect: other.rhai:3:5 in agent `a`
+//! ```
+//!
+//! Each names a position (in the app file, or in a file next to it) and a text: the binary's
+//! standard error must hold `PATH:LINE:COL: error: ` followed by a message containing the text.
+//! A file without expectations (e.g. an empty one) must still be refused at 1:1. Every file
+//! must exit with status 2 and nothing may panic.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_faust-rs")
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `(path, line, column, text)` for each `# expect:` line.
+fn expectations(app: &Path, bytes: &[u8]) -> Vec<(PathBuf, String, String)> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("# expect: ") else {
+            continue;
+        };
+        let (position, message) = rest
+            .split_once(' ')
+            .unwrap_or_else(|| panic!("{}: bad expect line {line:?}", app.display()));
+        // `file.rhai:L:C` names a file next to the app; `L:C` the app itself.
+        let parts: Vec<&str> = position.rsplitn(3, ':').collect();
+        let (path, line_col) = match parts.as_slice() {
+            [col, line, file] => (app.with_file_name(file), format!("{line}:{col}")),
+            [col, line] => (app.to_path_buf(), format!("{line}:{col}")),
+            _ => panic!("{}: bad position in {line:?}", app.display()),
+        };
+        out.push((path, line_col, message.to_string()));
+    }
+    out
+}
+
+#[test]
+fn every_broken_app_is_refused_with_positions() {
+    let dir = Path::new("tests/bad-apps");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join(dir))
+        .expect("tests/bad-apps")
+        .map(|e| dir.join(e.expect("dir entry").file_name()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 30, "only {} broken apps", files.len());
+    let mut failures = Vec::new();
+    for app in &files {
+        let bytes = std::fs::read(root().join(app)).expect("read app");
+        let output = Command::new(binary())
+            .current_dir(root())
+            .arg("-A")
+            .arg(app)
+            .arg("check")
+            .output()
+            .expect("run faust-rs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let mut problems = Vec::new();
+        if output.status.code() != Some(2) {
+            problems.push(format!(
+                "exit status {:?}, expected 2",
+                output.status.code()
+            ));
+        }
+        if stderr.contains("panicked") {
+            problems.push("panicked".into());
+        }
+        if !output.stdout.is_empty() {
+            problems.push("wrote to standard output".into());
+        }
+        let mut expected = expectations(app, &bytes);
+        if expected.is_empty() {
+            expected.push((app.clone(), "1:1".into(), String::new()));
+        }
+        for (path, position, message) in &expected {
+            let prefix = format!("{}:{position}: error: ", path.display());
+            let found = stderr
+                .lines()
+                .any(|l| l.starts_with(&prefix) && l[prefix.len()..].contains(message.as_str()));
+            if !found {
+                problems.push(format!("missing `{prefix}...{message}...`"));
+            }
+        }
+        let summary = format!("faust-rs: {} error", expected.len());
+        if !stderr
+            .lines()
+            .any(|l| l.starts_with("faust-rs: ") && l.contains(" in "))
+        {
+            problems.push(format!("no summary line like `{summary}s in ...`"));
+        }
+        if !problems.is_empty() {
+            failures.push(format!(
+                "{}:\n  {}\n  stderr:\n{stderr}",
+                app.display(),
+                problems.join("\n  ")
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_example_config_checks() {
+    let mut configs: Vec<PathBuf> = std::fs::read_dir(root().join("configs"))
+        .expect("configs/")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    configs.sort();
+    assert!(configs.len() >= 3, "{configs:?}");
+    for config in configs {
+        let output = Command::new(binary())
+            .arg("-A")
+            .arg(&config)
+            .arg("check")
+            .output()
+            .expect("run faust-rs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}: {stderr}",
+            config.display()
+        );
+        assert!(!stderr.contains("error"), "{}: {stderr}", config.display());
+        for word in ["topics (", "agents (", "timers (", "tasks (", "elections ("] {
+            assert!(stdout.contains(word), "{}: {stdout}", config.display());
+        }
+    }
+}
+
+#[test]
+fn the_leader_tutorial_summary_names_what_the_tutorial_defines() {
+    let output = Command::new(binary())
+        .current_dir(root())
+        .args(["-A", "configs/leader.toml", "check"])
+        .output()
+        .expect("run faust-rs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("app leader-example"), "{stdout}");
+    assert!(stdout.contains("brokers: localhost:9092"), "{stdout}");
+    assert!(
+        stdout.contains("say: topic leader-example-say, concurrency 1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("publish_greetings: every 2s, on the leader of `leader`"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn master_tutorial_warns_that_on_master_is_deprecated() {
+    let output = Command::new(binary())
+        .current_dir(root())
+        .args(["-A", "configs/master.toml", "check"])
+        .output()
+        .expect("run faust-rs");
+    assert_eq!(output.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.lines().any(|l| l.starts_with("configs/master.toml:")
+            && l.contains(": warning: `on_master` is deprecated")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_without_an_app_is_a_usage_error() {
+    let output = Command::new(binary())
+        .arg("check")
+        .env_remove("FAUST_RS_APP")
+        .output()
+        .expect("run faust-rs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("-A/--app"));
+}
+
+#[test]
+fn a_missing_app_file_is_a_configuration_error() {
+    let output = Command::new(binary())
+        .args(["-A", "no/such/app.toml", "check"])
+        .output()
+        .expect("run faust-rs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("no/such/app.toml:1:1: error: cannot read the app file"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn agents_lists_names_topics_and_help_as_a_table_and_as_json() {
+    let run = |extra: &[&str]| {
+        let output = Command::new(binary())
+            .current_dir(root())
+            .args(["-A", "configs/leader.toml", "agents"])
+            .args(extra)
+            .output()
+            .expect("run faust-rs");
+        assert_eq!(output.status.code(), Some(0));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let table = run(&[]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["name", "topic", "help"]
+    );
+    assert!(
+        lines[1].starts_with("@say  leader-example-say  Prints each greeting"),
+        "{table}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&run(&["--json-output"])).expect("JSON");
+    assert_eq!(json[0]["name"], "say");
+    assert_eq!(json[0]["topic"], "leader-example-say");
+    assert!(
+        json[0]["help"]
+            .as_str()
+            .unwrap()
+            .starts_with("Prints each greeting")
+    );
+}
