@@ -115,8 +115,8 @@ pub struct ScriptEngine {
     engine: rhai::Engine,
     limits: ScriptLimits,
     names: ScriptNames,
-    /// The agent handles, as constants: the start of every evaluation's scope.
-    handles: Scope<'static>,
+    /// One handle per agent, bound as a constant of the agent's name.
+    handles: Vec<Agent>,
 }
 
 /// A compiled body, evaluated many times without re-parsing. Cloning is cheap (the syntax
@@ -126,6 +126,51 @@ pub struct Script {
     ast: Arc<AST>,
     kind: BodyKind,
     name: Arc<str>,
+    /// The variables the body may use, so that an evaluation binds only those.
+    uses: Arc<Uses>,
+}
+
+/// Which of the variables a body could see it may actually use.
+///
+/// Strict variables guarantee that a body uses no variable outside its compile scope, and a
+/// body cannot use a variable whose name it does not contain: so a variable whose name is not
+/// a word of the source need not be bound (nor its value converted) when the body runs. A
+/// name that only appears in a string or a comment is bound for nothing, which is harmless.
+#[derive(Debug, Default)]
+struct Uses {
+    /// Parallel to [`EVENT_VARIABLES`].
+    event: [bool; EVENT_VARIABLES.len()],
+    /// Indices into the engine's handles.
+    handles: Vec<usize>,
+}
+
+impl Uses {
+    fn of(source: &str, kind: BodyKind, handles: &[Agent]) -> Self {
+        let mut uses = Uses::default();
+        if kind.has_event() {
+            for (used, name) in uses.event.iter_mut().zip(EVENT_VARIABLES) {
+                *used = mentions(source, name);
+            }
+        }
+        uses.handles = (0..handles.len())
+            .filter(|&i| mentions(source, handles[i].name()))
+            .collect();
+        uses
+    }
+
+    fn count(&self) -> usize {
+        self.event.iter().filter(|&&used| used).count() + self.handles.len()
+    }
+}
+
+/// Whether `word` occurs in `source` as a whole identifier.
+fn mentions(source: &str, word: &str) -> bool {
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    source.match_indices(word).any(|(at, _)| {
+        let before = source[..at].chars().next_back();
+        let after = source[at + word.len()..].chars().next();
+        !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
+    })
 }
 
 impl ScriptEngine {
@@ -146,10 +191,7 @@ impl ScriptEngine {
             tracing::debug!(line = position.line().unwrap_or(0), "{text}");
         });
 
-        let mut handles = Scope::new();
-        for name in &names.agents {
-            handles.push_constant(name.as_str(), Agent::new(name));
-        }
+        let handles = names.agents.iter().map(|name| Agent::new(name)).collect();
         let mut script_engine = ScriptEngine {
             engine,
             limits: limits.clone(),
@@ -189,7 +231,10 @@ impl ScriptEngine {
     /// reads `value` does not compile). The script is named after its kind until
     /// [`Script::with_name`] names it.
     pub fn compile_for(&self, kind: BodyKind, source: &str) -> Result<Script, CompileError> {
-        let mut scope = self.handles.clone();
+        let mut scope = Scope::new();
+        for agent in &self.handles {
+            scope.push_constant(agent.name(), agent.clone());
+        }
         if kind.has_event() {
             for name in EVENT_VARIABLES {
                 scope.push_dynamic(name, Dynamic::UNIT);
@@ -200,6 +245,7 @@ impl ScriptEngine {
             ast: Arc::new(ast),
             kind,
             name: kind.as_str().into(),
+            uses: Arc::new(Uses::of(source, kind, &self.handles)),
         })
     }
 }
@@ -231,9 +277,13 @@ impl Script {
         host: &dyn Host,
         event: Option<&Event>,
     ) -> Result<Outcome, RunError> {
-        let mut scope = engine.handles.clone();
+        let mut scope = Scope::with_capacity(self.uses.count());
+        for &i in &self.uses.handles {
+            let agent = &engine.handles[i];
+            scope.push_constant(agent.name(), agent.clone());
+        }
         if self.kind.has_event() {
-            push_event(&mut scope, event, &engine.limits)?;
+            push_event(&mut scope, &self.uses.event, event, &engine.limits)?;
         }
         let frame = Frame::enter(host, self.name.clone(), &engine.limits);
         let evaluated = engine
@@ -259,13 +309,19 @@ impl Script {
     }
 }
 
+/// Binds the event variables the body uses (`used` is parallel to [`EVENT_VARIABLES`]).
 fn push_event(
     scope: &mut Scope<'static>,
+    used: &[bool; EVENT_VARIABLES.len()],
     event: Option<&Event>,
     limits: &ScriptLimits,
 ) -> Result<(), RunError> {
+    let used_names = EVENT_VARIABLES
+        .iter()
+        .zip(used)
+        .filter_map(|(&name, &used)| used.then_some(name));
     let Some(event) = event else {
-        for name in EVENT_VARIABLES {
+        for name in used_names {
             scope.push_dynamic(name, Dynamic::UNIT);
         }
         return Ok(());
@@ -279,24 +335,59 @@ fn push_event(
             )
         }
     };
-    let value = to_dynamic(&event.value, limits).map_err(too_large("value"))?;
-    let key = to_dynamic(&event.key, limits).map_err(too_large("key"))?;
-    let mut headers = Map::new();
-    for (name, bytes) in &event.headers {
-        headers.insert(
-            name.as_str().into(),
-            Dynamic::from(String::from_utf8_lossy(bytes).into_owned()),
-        );
-    }
     let optional = |n: Option<i64>| n.map_or(Dynamic::UNIT, Dynamic::from_int);
-    // Same order as EVENT_VARIABLES.
-    scope.push_dynamic("value", value);
-    scope.push_dynamic("key", key);
-    scope.push_dynamic("topic", Dynamic::from(event.topic.clone()));
-    scope.push_dynamic("partition", Dynamic::from_int(event.partition.into()));
-    scope.push_dynamic("offset", Dynamic::from_int(event.offset));
-    scope.push_dynamic("timestamp", optional(event.timestamp));
-    scope.push_dynamic("headers", Dynamic::from_map(headers));
-    scope.push_dynamic("epoch", optional(event.epoch()));
+    for name in used_names {
+        let value = match name {
+            "value" => to_dynamic(&event.value, limits).map_err(too_large("value"))?,
+            "key" => to_dynamic(&event.key, limits).map_err(too_large("key"))?,
+            "topic" => Dynamic::from(ImmutableString::from(event.topic.as_str())),
+            "partition" => Dynamic::from_int(event.partition.into()),
+            "offset" => Dynamic::from_int(event.offset),
+            "timestamp" => optional(event.timestamp),
+            "headers" => {
+                let mut headers = Map::new();
+                for (name, bytes) in &event.headers {
+                    let text = String::from_utf8_lossy(bytes).into_owned();
+                    headers.insert(name.as_str().into(), Dynamic::from(text));
+                }
+                Dynamic::from_map(headers)
+            }
+            "epoch" => optional(event.epoch()),
+            other => unreachable!("{other} is not in EVENT_VARIABLES"),
+        };
+        scope.push_dynamic(name, value);
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mentions_finds_whole_identifiers_only() {
+        assert!(mentions("print(value)", "value"));
+        assert!(mentions("value", "value"));
+        assert!(mentions("x+value.n", "value"));
+        assert!(!mentions("print(values); my_value; value2", "value"));
+        assert!(mentions("values + value", "value"));
+        assert!(mentions("é value", "value"));
+        assert!(!mentions("évalue", "value"));
+    }
+
+    #[test]
+    fn only_the_variables_a_body_mentions_are_bound() {
+        let agents = [Agent::new("say"), Agent::new("audit")];
+        let uses = Uses::of("say.send(key); topic", BodyKind::Agent, &agents);
+        let used: Vec<_> = EVENT_VARIABLES
+            .iter()
+            .zip(uses.event)
+            .filter_map(|(name, used)| used.then_some(*name))
+            .collect();
+        assert_eq!(used, ["key", "topic"]);
+        assert_eq!(uses.handles, [0]);
+        assert_eq!(uses.count(), 3);
+        let timer = Uses::of("value", BodyKind::Timer, &agents);
+        assert_eq!(timer.count(), 0);
+    }
 }

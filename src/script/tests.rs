@@ -405,12 +405,17 @@ fn an_oversized_event_is_refused_before_the_body_runs() {
         max_string_size: 3,
         ..ScriptLimits::default()
     });
-    let script = engine.compile("say.send(1)").unwrap();
+    let script = engine.compile("say.send(value)").unwrap();
     let error = script
         .run(&engine, &host(), Some(&event(json!("four"))))
         .unwrap_err();
     assert_eq!(error.kind, RunErrorKind::SizeLimit);
     assert!(error.message.contains("the event's value"), "{error}");
+    assert!(error.message.contains("max_string_size = 3"), "{error}");
+    // A body that never mentions `value` is not given it, so it is not refused for it.
+    let script = engine.compile("say.send(offset)").unwrap();
+    let outcome = script.run(&engine, &host(), Some(&event(json!("four"))));
+    assert_eq!(outcome.unwrap().sends.len(), 1);
 }
 
 #[test]
