@@ -11,9 +11,39 @@ use super::event::{Event, Outcome};
 use super::{CompileError, Host, RunError, RunErrorKind, ScriptLimits, functions};
 
 /// Names a script may refer to besides its built-ins: the app's agents (`say.send(v)`).
+/// Each should pass [`check_agent_name`].
 #[derive(Debug, Clone, Default)]
 pub struct ScriptNames {
     pub agents: Vec<String>,
+}
+
+/// Whether `name` can be an agent's handle in scripts: an identifier that is not a keyword
+/// nor one of the event variables (which would hide it in agent bodies). The error says why
+/// not, for the app loader to report.
+pub fn check_agent_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let identifier = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !identifier {
+        return Err(format!(
+            "'{name}' cannot name an agent: scripts refer to agents by name, so it must be an \
+             identifier (letters, digits and '_', not starting with a digit)"
+        ));
+    }
+    if EVENT_VARIABLES.contains(&name) {
+        return Err(format!(
+            "'{name}' cannot name an agent: it is an event variable of agent bodies"
+        ));
+    }
+    let probe = rhai::Engine::new_raw();
+    if probe.compile(format!("let {name} = 1;")).is_err() {
+        return Err(format!(
+            "'{name}' cannot name an agent: it is a reserved word"
+        ));
+    }
+    Ok(())
 }
 
 /// What a body is, which decides the variables it can see.
@@ -363,6 +393,25 @@ fn push_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agent_names_must_be_usable_as_variables() {
+        assert!(check_agent_name("say").is_ok());
+        assert!(check_agent_name("_count_2").is_ok());
+        assert!(
+            check_agent_name("say-hello")
+                .unwrap_err()
+                .contains("identifier")
+        );
+        assert!(check_agent_name("2x").is_err());
+        assert!(
+            check_agent_name("value")
+                .unwrap_err()
+                .contains("event variable")
+        );
+        assert!(check_agent_name("fn").unwrap_err().contains("reserved"));
+        assert!(check_agent_name("import").unwrap_err().contains("reserved"));
+    }
 
     #[test]
     fn mentions_finds_whole_identifiers_only() {

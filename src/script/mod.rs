@@ -22,7 +22,7 @@ mod limits;
 
 pub use engine::{
     Agent, BodyKind, EVENT_VARIABLES, PrintSink, Script, ScriptEngine, ScriptNames,
-    write_print_line,
+    check_agent_name, write_print_line,
 };
 pub use errors::{CompileError, RunError, RunErrorKind};
 pub use event::{

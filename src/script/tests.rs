@@ -643,3 +643,59 @@ fn host_functions_fail_outside_an_evaluation() {
     // A frame-less call (as the optimizer would make) is an error, not a panic.
     assert!(context::with_host(|h| h.is_leader()).is_none());
 }
+
+/// A host that runs another evaluation whenever it is asked for the worker id.
+struct NestingHost {
+    engine: Arc<ScriptEngine>,
+    inner: Script,
+}
+
+impl Host for NestingHost {
+    fn worker_id(&self) -> String {
+        let outcome = self.inner.run(&self.engine, &host(), None).unwrap();
+        assert_eq!(
+            outcome.sends.len(),
+            1,
+            "the inner evaluation has its own outbox"
+        );
+        "outer".into()
+    }
+    fn app_id(&self) -> String {
+        String::new()
+    }
+    fn is_leader(&self) -> bool {
+        false
+    }
+    fn leader_epoch(&self) -> Option<i64> {
+        None
+    }
+}
+
+#[test]
+fn a_nested_evaluation_gets_its_own_frame_and_restores_the_outer_one() {
+    let engine = Arc::new(engine());
+    let inner = engine
+        .compile_for(BodyKind::Task, "audit.send(worker_id())")
+        .unwrap();
+    let outer = engine
+        .compile_for(
+            BodyKind::Task,
+            "say.send(1); let w = worker_id(); say.send(w); is_leader()",
+        )
+        .unwrap();
+    let nesting = NestingHost {
+        engine: engine.clone(),
+        inner,
+    };
+    let outcome = outer.run(&engine, &nesting, None).unwrap();
+    let values: Vec<_> = outcome.sends.iter().map(|r| r.value.clone()).collect();
+    assert_eq!(
+        values,
+        [Datum::Value(json!(1)), Datum::Value(json!("outer"))]
+    );
+    assert_eq!(outcome.result, Some(Datum::Value(json!(false))));
+    assert!(
+        context::with_frame(|_| ()).is_none(),
+        "no frame is left behind"
+    );
+}
