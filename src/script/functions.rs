@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `agent.send(v)`, `agent.send(k, v)` | queue a record for an agent of the app |
 //! | `send("topic", v)`, `send("topic", k, v)` | queue a record for a topic |
-//! | `print(x)` | one line on standard output (see [`super::PrintSink`]) |
+//! | `print(x)`, `print(a, b, ..)` | one line on standard output, values joined by a space, arrays and maps as JSON (see [`super::PrintSink`]) |
 //! | `log_debug/log_info/log_warn/log_error(msg)` | a `tracing` event with a `script` field |
 //! | `str(x)` | `x` as text (like Python's `str`; also `to_string`) |
 //! | `random()` | a float in `[0, 1)` |
@@ -136,6 +136,18 @@ fn register_text(engine: &mut Engine) {
         engine.register_fn(name, |array: &mut Array| display_array(array));
         engine.register_fn(name, |map: &mut Map| display_map(map));
     }
+    // Python's `print(a, b, ...)`: the values joined by a space, on one line.
+    engine.register_fn("print", |a: Dynamic, b: Dynamic| join(&[a, b]));
+    engine.register_fn("print", |a: Dynamic, b: Dynamic, c: Dynamic| {
+        join(&[a, b, c])
+    });
+    engine.register_fn("print", |a: Dynamic, b: Dynamic, c: Dynamic, d: Dynamic| {
+        join(&[a, b, c, d])
+    });
+}
+
+fn join(values: &[Dynamic]) -> String {
+    values.iter().map(display).collect::<Vec<_>>().join(" ")
 }
 
 // ---- logging ----------------------------------------------------------------------------

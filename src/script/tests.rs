@@ -461,7 +461,10 @@ fn print_goes_to_the_sink_one_call_per_line_and_shows_containers_as_json() {
         sink.lock().unwrap().push(text.to_owned())
     })));
     let script = engine
-        .compile("print(value); print(#{a: [1, 2.0]}); print(`n=${value}`)")
+        .compile(
+            "print(value); print(#{a: [1, 2.0]}); print(`n=${value}`); \
+             print(\"got\", value, [1]); print(1, 2); print(1, 2, 3, 4)",
+        )
         .unwrap();
     script
         .run(&engine, &host(), Some(&event(json!("0.25"))))
@@ -471,7 +474,10 @@ fn print_goes_to_the_sink_one_call_per_line_and_shows_containers_as_json() {
         vec![
             "0.25".to_owned(),
             r#"{"a":[1,2.0]}"#.to_owned(),
-            "n=0.25".to_owned()
+            "n=0.25".to_owned(),
+            "got 0.25 [1]".to_owned(),
+            "1 2".to_owned(),
+            "1 2 3 4".to_owned(),
         ]
     );
 }
