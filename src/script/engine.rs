@@ -218,7 +218,12 @@ impl ScriptEngine {
         engine.register_type_with_name::<Agent>("Agent");
         functions::register(&mut engine);
         engine.on_debug(|text, _source, position| {
-            tracing::debug!(line = position.line().unwrap_or(0), "{text}");
+            let script = super::context::with_frame(|frame| frame.script.clone());
+            tracing::debug!(
+                script = script.as_deref().unwrap_or(""),
+                line = position.line().unwrap_or(0),
+                "{text}"
+            );
         });
 
         let handles = names.agents.iter().map(|name| Agent::new(name)).collect();
@@ -308,8 +313,14 @@ impl Script {
         event: Option<&Event>,
     ) -> Result<Outcome, RunError> {
         let mut scope = Scope::with_capacity(self.uses.count());
-        for &i in &self.uses.handles {
-            let agent = &engine.handles[i];
+        // (An engine other than the one that compiled the script may lack a handle: then the
+        // body fails on a missing variable rather than this panicking.)
+        for agent in self
+            .uses
+            .handles
+            .iter()
+            .filter_map(|&i| engine.handles.get(i))
+        {
             scope.push_constant(agent.name(), agent.clone());
         }
         if self.kind.has_event() {

@@ -624,14 +624,54 @@ fn json_helpers_round_trip() {
     );
 }
 
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[test]
-fn log_functions_accept_any_value() {
-    assert_eq!(
-        run_timer("log_debug(1); log_info(\"x\"); log_warn(#{a: 1}); log_error([]); 5")
-            .unwrap()
-            .result,
-        Some(Datum::Value(json!(5)))
-    );
+fn log_functions_name_the_script_and_accept_any_value() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let engine = engine();
+    let script = engine
+        .compile_for(
+            BodyKind::Timer,
+            "log_debug(1); log_info(\"hello\"); log_warn(#{a: 1}); log_error([]); 5",
+        )
+        .unwrap()
+        .with_name("publish_greetings");
+    let outcome = tracing::subscriber::with_default(subscriber, || {
+        script.run(&engine, &host(), None).unwrap()
+    });
+    assert_eq!(outcome.result, Some(Datum::Value(json!(5))));
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<_> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    for (line, (level, message)) in lines.iter().zip([
+        ("DEBUG", "1"),
+        ("INFO", "hello"),
+        ("WARN", r#"{"a":1}"#),
+        ("ERROR", "[]"),
+    ]) {
+        assert!(line.contains(level), "{line}");
+        let fields = format!(": {message} script=\"publish_greetings\"");
+        assert!(line.ends_with(&fields), "{line}");
+    }
 }
 
 #[test]
