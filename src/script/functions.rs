@@ -153,20 +153,25 @@ fn join(values: &[Dynamic]) -> String {
 // ---- logging ----------------------------------------------------------------------------
 
 fn register_logging(engine: &mut Engine) {
+    // The text is made outside the macros: inside them `display` would be tracing's own.
     fn script() -> std::sync::Arc<str> {
         with_frame(|frame| frame.script.clone()).unwrap_or_else(|| "".into())
     }
     func("log_debug").register_into_engine(engine, |msg: Dynamic| {
-        tracing::debug!(script = &*script(), "{}", display(&msg));
+        let text = display(&msg);
+        tracing::debug!(script = &*script(), "{text}");
     });
     func("log_info").register_into_engine(engine, |msg: Dynamic| {
-        tracing::info!(script = &*script(), "{}", display(&msg));
+        let text = display(&msg);
+        tracing::info!(script = &*script(), "{text}");
     });
     func("log_warn").register_into_engine(engine, |msg: Dynamic| {
-        tracing::warn!(script = &*script(), "{}", display(&msg));
+        let text = display(&msg);
+        tracing::warn!(script = &*script(), "{text}");
     });
     func("log_error").register_into_engine(engine, |msg: Dynamic| {
-        tracing::error!(script = &*script(), "{}", display(&msg));
+        let text = display(&msg);
+        tracing::error!(script = &*script(), "{text}");
     });
 }
 
