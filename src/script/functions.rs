@@ -201,7 +201,7 @@ fn register_random(engine: &mut Engine) {
         }
         Ok(rand::rng().random_range(lo..=hi))
     });
-    func("random_choice").register_into_engine(engine, |items: Array| -> Result<Dynamic> {
+    func("random_choice").register_into_engine(engine, |items: &mut Array| -> Result<Dynamic> {
         if items.is_empty() {
             return fail("random_choice: the array is empty");
         }
