@@ -105,4 +105,23 @@ fn main() {
         &empty,
         Some(&greeting),
     );
+
+    // How long a runaway body holds its thread before the operation limit stops it.
+    let endless = engine.compile("let n = 0; loop { n += 1; }").unwrap();
+    let host = StaticHost::default();
+    let mut took: Vec<_> = (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            let error = endless.run(&engine, &host, Some(&greeting)).unwrap_err();
+            black_box(error);
+            start.elapsed()
+        })
+        .collect();
+    took.sort();
+    println!(
+        "{:<44} median {:>8.1} ms until stopped (max_operations = {})",
+        "agent `let n = 0; loop { n += 1; }`",
+        took[2].as_secs_f64() * 1e3,
+        engine.limits().max_operations
+    );
 }
