@@ -265,6 +265,10 @@ impl ScriptEngine {
     /// Compiles a body of `kind`: only the variables that kind sees may be used (a timer that
     /// reads `value` does not compile). The script is named after its kind until
     /// [`Script::with_name`] names it.
+    ///
+    /// One gap of rhai's strict mode: inside a `fn` defined in an agent body, a use of an event
+    /// variable compiles (the name is in the compile scope) but fails when run, since rhai
+    /// functions do not see the caller's variables; pass them as arguments.
     pub fn compile_for(&self, kind: BodyKind, source: &str) -> Result<Script, CompileError> {
         let mut scope = Scope::new();
         for agent in &self.handles {

@@ -16,8 +16,9 @@
 //! | `parse_json(s)`, `to_json(v)` | JSON text to a value and back |
 //!
 //! Sends queue records in the evaluation's outbox (see `context.rs`); nothing here does I/O
-//! except `print` and logging. Every function is registered as *volatile*, so the optimizer
-//! never evaluates one at compile time.
+//! except `print` and logging. Every function whose answer can change (time, randomness, the
+//! host, sends) is registered as *volatile*, so an optimizer never evaluates it at compile time
+//! (the engine uses `OptimizationLevel::Simple`, which evaluates no function anyway).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
