@@ -1,0 +1,295 @@
+//! The functions scripts may call, named as a Faust (Python) user expects.
+//!
+//! | Function | What it does |
+//! |---|---|
+//! | `agent.send(v)`, `agent.send(k, v)` | queue a record for an agent of the app |
+//! | `send("topic", v)`, `send("topic", k, v)` | queue a record for a topic |
+//! | `print(x)`, `print(a, b, ..)` | one line on standard output, values joined by a space, arrays and maps as JSON (see [`super::PrintSink`]) |
+//! | `log_debug/log_info/log_warn/log_error(msg)` | a `tracing` event with a `script` field |
+//! | `str(x)` | `x` as text (like Python's `str`; also `to_string`) |
+//! | `random()` | a float in `[0, 1)` |
+//! | `random_int(lo, hi)` | an integer in `[lo, hi]`, both ends included (Python's `randint`) |
+//! | `random_choice(array)` | one element of a non-empty array |
+//! | `uuid()` | a random (version 4) UUID string |
+//! | `now()`, `now_ms()`, `now_iso()` | wall-clock time: Unix seconds (float), Unix milliseconds (int), RFC 3339 UTC |
+//! | `worker_id()`, `app_id()`, `is_leader()`, `leader_epoch()` | from the worker's [`super::Host`] |
+//! | `parse_json(s)`, `to_json(v)` | JSON text to a value and back |
+//!
+//! Sends queue records in the evaluation's outbox (see `context.rs`); nothing here does I/O
+//! except `print` and logging. Every function whose answer can change (time, randomness, the
+//! host, sends) is registered as *volatile*, so an optimizer never evaluates it at compile time
+//! (the engine uses `OptimizationLevel::Simple`, which evaluates no function anyway).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rand::Rng;
+use rhai::{Array, Dynamic, Engine, EvalAltResult, FLOAT, FuncRegistration, INT, Map, Position};
+
+use super::context::{with_frame, with_host};
+use super::convert::{
+    ConvertError, display, display_array, display_map, dynamic_to_json, from_dynamic,
+    json_to_dynamic,
+};
+use super::engine::Agent;
+use super::errors::TOO_MANY_SENDS;
+use super::event::{OutgoingRecord, SendTarget};
+
+type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
+
+fn runtime(message: impl Into<String>) -> Box<EvalAltResult> {
+    EvalAltResult::ErrorRuntime(message.into().into(), Position::NONE).into()
+}
+
+fn fail<T>(message: impl Into<String>) -> Result<T> {
+    Err(runtime(message))
+}
+
+/// Reported by the engine (and [`super::RunError`]) as over the limit `what` names.
+fn too_large(what: &str) -> Box<EvalAltResult> {
+    EvalAltResult::ErrorDataTooLarge(what.into(), Position::NONE).into()
+}
+
+fn outside() -> Box<EvalAltResult> {
+    runtime("this function is only available while a body runs")
+}
+
+fn func(name: &str) -> FuncRegistration {
+    FuncRegistration::new(name).with_volatility(true)
+}
+
+pub(super) fn register(engine: &mut Engine) {
+    register_sends(engine);
+    register_text(engine);
+    register_logging(engine);
+    register_random(engine);
+    register_time(engine);
+    register_host(engine);
+    register_json(engine);
+    // `sleep` would block a worker thread and is not counted as operations: a timer is the
+    // way to wait. Registered functions shadow the standard library's.
+    func("sleep").register_into_engine(engine, |_: INT| -> Result<()> { fail(NO_SLEEP) });
+    func("sleep").register_into_engine(engine, |_: FLOAT| -> Result<()> { fail(NO_SLEEP) });
+}
+
+const NO_SLEEP: &str =
+    "sleep() is not available in scripts (it would stall the worker): use a timer";
+
+// ---- sending ----------------------------------------------------------------------------
+
+fn queue(target: SendTarget, key: Option<Dynamic>, value: Dynamic) -> Result<()> {
+    with_frame(|frame| {
+        let convert = |datum: &Dynamic, what: &str| {
+            from_dynamic(datum, Some(&frame.limits)).map_err(|e| match e {
+                ConvertError::TooLarge { what } => too_large(what),
+                ConvertError::NoJsonForm(m) => {
+                    runtime(format!("send: the {what} cannot be sent: {m}"))
+                }
+            })
+        };
+        let value = convert(&value, "value")?;
+        let key = match key {
+            Some(key) if !key.is_unit() => Some(convert(&key, "key")?),
+            _ => None,
+        };
+        if frame.outbox.len() >= frame.limits.max_sends {
+            return Err(too_large(TOO_MANY_SENDS));
+        }
+        frame.outbox.push(OutgoingRecord { target, key, value });
+        Ok(())
+    })
+    .ok_or_else(outside)?
+}
+
+fn topic_target(topic: &str) -> Result<SendTarget> {
+    if topic.is_empty() {
+        return fail("send: the topic name is empty");
+    }
+    Ok(SendTarget::Topic(topic.to_owned()))
+}
+
+fn register_sends(engine: &mut Engine) {
+    // Handles are constants, so the methods take them by value (a clone of a shared string).
+    func("send").register_into_engine(engine, |agent: Agent, value: Dynamic| {
+        queue(SendTarget::Agent(agent.name().to_owned()), None, value)
+    });
+    func("send").register_into_engine(engine, |agent: Agent, key: Dynamic, value: Dynamic| {
+        queue(SendTarget::Agent(agent.name().to_owned()), Some(key), value)
+    });
+    func("send").register_into_engine(engine, |topic: &str, value: Dynamic| {
+        queue(topic_target(topic)?, None, value)
+    });
+    func("send").register_into_engine(engine, |topic: &str, key: Dynamic, value: Dynamic| {
+        queue(topic_target(topic)?, Some(key), value)
+    });
+    engine.register_get("name", |agent: &mut Agent| agent.name().to_owned());
+    engine.register_fn("to_string", |agent: &mut Agent| {
+        format!("Agent({})", agent.name())
+    });
+}
+
+// ---- text -------------------------------------------------------------------------------
+
+fn register_text(engine: &mut Engine) {
+    func("str").register_into_engine(engine, |value: Dynamic| display(&value));
+    // `print`, `to_string` and "${interpolation}" show arrays and maps as JSON.
+    // `print` has its own overloads for arrays and maps in the standard library.
+    for name in ["to_string", "print"] {
+        engine.register_fn(name, |array: &mut Array| display_array(array));
+        engine.register_fn(name, |map: &mut Map| display_map(map));
+    }
+    // Python's `print(a, b, ...)`: the values joined by a space, on one line.
+    engine.register_fn("print", |a: Dynamic, b: Dynamic| join(&[a, b]));
+    engine.register_fn("print", |a: Dynamic, b: Dynamic, c: Dynamic| {
+        join(&[a, b, c])
+    });
+    engine.register_fn("print", |a: Dynamic, b: Dynamic, c: Dynamic, d: Dynamic| {
+        join(&[a, b, c, d])
+    });
+}
+
+fn join(values: &[Dynamic]) -> String {
+    values.iter().map(display).collect::<Vec<_>>().join(" ")
+}
+
+// ---- logging ----------------------------------------------------------------------------
+
+fn register_logging(engine: &mut Engine) {
+    // The text is made outside the macros: inside them `display` would be tracing's own.
+    fn script() -> std::sync::Arc<str> {
+        with_frame(|frame| frame.script.clone()).unwrap_or_else(|| "".into())
+    }
+    func("log_debug").register_into_engine(engine, |msg: Dynamic| {
+        let text = display(&msg);
+        tracing::debug!(script = &*script(), "{text}");
+    });
+    func("log_info").register_into_engine(engine, |msg: Dynamic| {
+        let text = display(&msg);
+        tracing::info!(script = &*script(), "{text}");
+    });
+    func("log_warn").register_into_engine(engine, |msg: Dynamic| {
+        let text = display(&msg);
+        tracing::warn!(script = &*script(), "{text}");
+    });
+    func("log_error").register_into_engine(engine, |msg: Dynamic| {
+        let text = display(&msg);
+        tracing::error!(script = &*script(), "{text}");
+    });
+}
+
+// ---- randomness -------------------------------------------------------------------------
+
+/// A random version 4 UUID, e.g. `"0f8fad5b-d9cb-469f-a165-70867728950e"`.
+pub fn uuid_v4() -> String {
+    let mut bytes: [u8; 16] = rand::random();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
+    bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+fn register_random(engine: &mut Engine) {
+    func("random").register_into_engine(engine, || rand::random::<f64>() as FLOAT);
+    func("random_int").register_into_engine(engine, |lo: INT, hi: INT| -> Result<INT> {
+        if lo > hi {
+            return fail(format!("random_int: lo ({lo}) is greater than hi ({hi})"));
+        }
+        Ok(rand::rng().random_range(lo..=hi))
+    });
+    func("random_choice").register_into_engine(engine, |items: &mut Array| -> Result<Dynamic> {
+        if items.is_empty() {
+            return fail("random_choice: the array is empty");
+        }
+        let index = rand::rng().random_range(0..items.len());
+        Ok(items[index].clone())
+    });
+    func("uuid").register_into_engine(engine, uuid_v4);
+}
+
+// ---- time -------------------------------------------------------------------------------
+
+fn since_epoch() -> std::time::Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// Formats Unix milliseconds as RFC 3339 UTC with milliseconds, e.g.
+/// `2024-02-29T12:34:56.789Z`.
+pub fn iso_utc(unix_ms: i64) -> String {
+    let days = unix_ms.div_euclid(86_400_000);
+    let ms_of_day = unix_ms.rem_euclid(86_400_000);
+    let (year, month, day) = civil_from_days(days);
+    let (h, m, s, ms) = (
+        ms_of_day / 3_600_000,
+        ms_of_day / 60_000 % 60,
+        ms_of_day / 1000 % 60,
+        ms_of_day % 1000,
+    );
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{ms:03}Z")
+}
+
+/// The proleptic Gregorian date of a count of days since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+fn register_time(engine: &mut Engine) {
+    func("now").register_into_engine(engine, || since_epoch().as_secs_f64() as FLOAT);
+    func("now_ms").register_into_engine(engine, || since_epoch().as_millis() as INT);
+    func("now_iso").register_into_engine(engine, || iso_utc(since_epoch().as_millis() as i64));
+}
+
+// ---- identity and election --------------------------------------------------------------
+
+fn register_host(engine: &mut Engine) {
+    func("worker_id").register_into_engine(engine, || -> Result<String> {
+        with_host(|host| host.worker_id()).ok_or_else(outside)
+    });
+    func("app_id").register_into_engine(engine, || -> Result<String> {
+        with_host(|host| host.app_id()).ok_or_else(outside)
+    });
+    func("is_leader").register_into_engine(engine, || -> Result<bool> {
+        with_host(|host| host.is_leader()).ok_or_else(outside)
+    });
+    func("leader_epoch").register_into_engine(engine, || -> Result<Dynamic> {
+        with_host(|host| host.leader_epoch().map_or(Dynamic::UNIT, Dynamic::from_int))
+            .ok_or_else(outside)
+    });
+}
+
+// ---- JSON -------------------------------------------------------------------------------
+
+fn register_json(engine: &mut Engine) {
+    // Sizes of the parsed value are checked by the engine like any function's return value.
+    func("parse_json").register_into_engine(engine, |text: &str| -> Result<Dynamic> {
+        match serde_json::from_str(text) {
+            Ok(value) => Ok(json_to_dynamic(&value, None).expect("no limits, no error")),
+            Err(e) => fail(format!("parse_json: invalid JSON: {e}")),
+        }
+    });
+    func("to_json").register_into_engine(engine, |value: Dynamic| -> Result<String> {
+        // The engine checks the size of the text it returns.
+        match dynamic_to_json(&value, None) {
+            Ok(json) => Ok(json.to_string()),
+            Err(ConvertError::NoJsonForm(m)) => fail(format!("to_json: {m}")),
+            Err(ConvertError::TooLarge { what }) => Err(too_large(what)),
+        }
+    });
+}
