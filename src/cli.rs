@@ -111,6 +111,17 @@ pub struct WorkerArgs {
     /// Default: this machine's host name.
     #[arg(long, env = "FAUST_RS_WEB_HOST")]
     pub web_host: Option<String>,
+
+    /// Seconds a warm shutdown (TERM, INT) may take to finish in-flight events before it turns
+    /// cold. A second TERM or INT turns it cold at once.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 25.0,
+        value_parser = parse_seconds,
+        env = "FAUST_RS_SHUTDOWN_TIMEOUT"
+    )]
+    pub shutdown_timeout: f64,
 }
 
 #[derive(Debug, Args)]
@@ -166,6 +177,16 @@ pub struct CompletionArgs {
     /// The shell to write completions for.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// A duration in seconds: a finite, non-negative number.
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 && seconds < 1e9 => Ok(seconds),
+        _ => Err(format!(
+            "{text:?} is not a number of seconds (e.g. 25 or 2.5)"
+        )),
+    }
 }
 
 /// The clap command, for generators (man page, completions) and tests.

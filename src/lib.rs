@@ -34,11 +34,44 @@ pub fn run(cli: Cli) -> Result<Status> {
         }
         Command::Check => commands::check::run(&cli.global),
         Command::Agents(ref args) => commands::agents::run(&cli.global, args),
-        _ => {
+        Command::Worker(args) => {
+            // Everything that can be wrong with the input is found before Kafka is touched.
+            let loaded = commands::load_app(&cli.global)?;
             logging::init(&cli.global)?;
-            Err(Fatal::runtime("this command is not implemented yet"))
+            let options = worker::run::WorkerOptions {
+                web_port: args.web_port,
+                web_bind: args.web_bind,
+                web_host: args.web_host,
+                datadir: cli.global.datadir.clone(),
+                shutdown_timeout: std::time::Duration::from_secs_f64(args.shutdown_timeout),
+            };
+            runtime()?.block_on(async {
+                let requests = worker::signals::listen()
+                    .map_err(|e| Fatal::runtime(format!("cannot install signal handlers: {e}")))?;
+                let app = std::sync::Arc::new(loaded.app);
+                let engine = std::sync::Arc::new(loaded.engine);
+                worker::run::run(app, engine, options, requests).await
+            })
+        }
+        Command::Send(args) => {
+            let loaded = commands::load_app(&cli.global)?;
+            logging::init(&cli.global)?;
+            runtime()?.block_on(commands::send::run(std::sync::Arc::new(loaded.app), args))
+        }
+        Command::Leader(_) => {
+            logging::init(&cli.global)?;
+            Err(Fatal::runtime(
+                "`leader` is not implemented yet (leader election is issue 5)",
+            ))
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Fatal::runtime(format!("cannot start the async runtime: {e}")))
 }
 
 fn write_stdout(bytes: &[u8]) -> Result<()> {

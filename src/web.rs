@@ -105,13 +105,19 @@ mod tests {
         let first = bind("127.0.0.1", 0).await.unwrap();
         let port = first.local_addr().unwrap().port();
         let error = bind("127.0.0.1", port).await.unwrap_err();
-        assert!(error.contains(&format!("web port {port} is already in use")), "{error}");
+        assert!(
+            error.contains(&format!("web port {port} is already in use")),
+            "{error}"
+        );
     }
 
     #[tokio::test]
     async fn ready_is_503_until_the_worker_has_an_assignment() {
         let state = Arc::new(WorkerState::new("app", "w", "http://h:1", [], []));
-        assert_eq!(ready(State(state.clone())).await.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            ready(State(state.clone())).await.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         state.ready.store(true, Ordering::Relaxed);
         assert_eq!(ready(State(state)).await.status(), StatusCode::OK);
     }

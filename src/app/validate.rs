@@ -16,16 +16,7 @@ use super::load::{Entry, RawApp};
 use super::model::*;
 use super::schema::{AppSection, OnError, TimerDef, TopicDef};
 use crate::codec::Serializer;
-use crate::script::{CompileError, Script, ScriptEngine, ScriptLimits, ScriptNames};
-
-/// The kinds of body (the script engine will give each its own set of variables).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BodyKind {
-    Agent,
-    Timer,
-    Task,
-    Hook,
-}
+use crate::script::{BodyKind, CompileError, Script, ScriptEngine, ScriptLimits, ScriptNames};
 
 /// The one place bodies are compiled.
 fn compile_body(
@@ -33,8 +24,7 @@ fn compile_body(
     kind: BodyKind,
     source: &str,
 ) -> Result<Script, CompileError> {
-    let _ = kind; // becomes engine.compile_for(kind, source)
-    engine.compile(source)
+    engine.compile_for(kind, source)
 }
 
 const DEFAULT_BROKER: &str = "kafka://localhost:9092";

@@ -1,0 +1,124 @@
+//! Timers, crontabs and start-up tasks. A timer never overlaps itself (one task runs it in a
+//! loop), its ticks stay on the grid laid at start (no drift over hours; ticks missed while a
+//! run overran are skipped, not bunched up), and a failing body is logged and counted while the
+//! timer keeps its schedule — unlike Faust, where an exception in a timer ends the worker.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::watch;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::app::{App, Body, Schedule, Timer};
+use crate::script::{Host, ScriptEngine};
+use crate::worker::sender::Sender;
+use crate::worker::state::WorkerState;
+
+/// What a timer or task body needs to run.
+#[derive(Clone)]
+pub struct BodyRunner {
+    pub app: Arc<App>,
+    pub engine: Arc<ScriptEngine>,
+    pub host: Arc<dyn Host>,
+    pub sender: Sender,
+}
+
+impl BodyRunner {
+    /// Runs a body that has no incoming event and waits until what it sent is acknowledged.
+    pub async fn run(&self, body: &Body) -> Result<usize, String> {
+        let outcome = body
+            .script
+            .run(&self.engine, self.host.as_ref(), None)
+            .map_err(|e| e.to_string())?;
+        let mut pending = Vec::with_capacity(outcome.sends.len());
+        for record in &outcome.sends {
+            pending.push(self.sender.send(record, &[]).await?);
+        }
+        let sent = pending.len();
+        for p in pending {
+            p.delivered().await?;
+        }
+        Ok(sent)
+    }
+}
+
+/// Runs `timer` until `stop` turns true.
+pub async fn run_timer(
+    runner: BodyRunner,
+    state: Arc<WorkerState>,
+    timer_index: usize,
+    mut stop: watch::Receiver<bool>,
+) {
+    let timer: &Timer = &runner.app.timers[timer_index];
+    let counters = state.timer(&timer.name);
+    let mut next_tick = match &timer.schedule {
+        Schedule::Interval(every) => {
+            let mut ticker = tokio::time::interval_at(Instant::now() + *every, *every);
+            ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+            Ticks::Interval(ticker)
+        }
+        Schedule::Cron { .. } => Ticks::Cron,
+    };
+    loop {
+        let wait = next_tick.wait(&timer.schedule);
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            more = wait => if !more {
+                tracing::warn!("timer {}: its schedule has no future time; it will not run again", timer.name);
+                return;
+            },
+        }
+        if let Some(election) = &timer.election
+            && !runner.host.is_leader()
+        {
+            tracing::debug!(
+                "timer {}: not the leader of election {election}; tick skipped",
+                timer.name
+            );
+            counters.skipped_not_leader.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        counters.runs.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = runner.run(&timer.body).await {
+            counters.failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!("timer {} failed: {e}; it keeps its schedule", timer.name);
+        }
+    }
+}
+
+enum Ticks {
+    Interval(tokio::time::Interval),
+    Cron,
+}
+
+impl Ticks {
+    /// Sleeps until the next tick; false when the schedule has none.
+    async fn wait(&mut self, schedule: &Schedule) -> bool {
+        match self {
+            Ticks::Interval(ticker) => {
+                ticker.tick().await;
+                true
+            }
+            Ticks::Cron => {
+                let Some(next) = schedule.next_after(Utc::now()) else {
+                    return false;
+                };
+                let delay = (next - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+                tokio::time::sleep(delay).await;
+                true
+            }
+        }
+    }
+}
+
+/// Runs the start-up tasks (`[[tasks]]` without `on_leader`), in file order.
+pub async fn run_startup_tasks(runner: &BodyRunner) {
+    for task in runner.app.tasks.iter().filter(|t| t.election.is_none()) {
+        match runner.run(&task.body).await {
+            Ok(_) => tracing::info!("task {} done", task.name),
+            Err(e) => tracing::error!("task {} failed: {e}", task.name),
+        }
+    }
+}
