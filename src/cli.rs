@@ -182,7 +182,7 @@ pub struct CompletionArgs {
 /// A duration in seconds: a finite, non-negative number.
 fn parse_seconds(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
-        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 && seconds < 1e9 => Ok(seconds),
+        Ok(seconds) if (0.0..1e9).contains(&seconds) => Ok(seconds),
         _ => Err(format!(
             "{text:?} is not a number of seconds (e.g. 25 or 2.5)"
         )),

@@ -114,7 +114,11 @@ impl Scratch {
     /// Writes an app file whose `@BROKER@` placeholder becomes the test broker.
     pub fn app(&self, name: &str, toml: &str) -> std::path::PathBuf {
         let path = self.path(name);
-        std::fs::write(&path, toml.replace("@BROKER@", &format!("kafka://{}", broker()))).unwrap();
+        std::fs::write(
+            &path,
+            toml.replace("@BROKER@", &format!("kafka://{}", broker())),
+        )
+        .unwrap();
         path
     }
 }
@@ -127,7 +131,11 @@ impl Drop for Scratch {
 
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// `GET path` on 127.0.0.1:port; the status code and body, or None when nothing answers.
@@ -135,13 +143,23 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     // Small bodies may come chunked; keep only the JSON/text itself.
-    let body = if response.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if response
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(&body)
     } else {
         body
@@ -152,7 +170,9 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if size == 0 || rest.len() < size {
             break;
         }
@@ -181,7 +201,15 @@ impl Worker {
         let child = std::process::Command::new(binary())
             .arg("-A")
             .arg(app)
-            .args(["-l", "info", "worker", "--web-port", &port.to_string(), "--web-bind", "127.0.0.1"])
+            .args([
+                "-l",
+                "info",
+                "worker",
+                "--web-port",
+                &port.to_string(),
+                "--web-bind",
+                "127.0.0.1",
+            ])
             .arg("--datadir")
             .arg(&datadir)
             .args(extra)
@@ -190,7 +218,12 @@ impl Worker {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("starting the worker");
-        Worker { child, port, stdout, log }
+        Worker {
+            child,
+            port,
+            stdout,
+            log,
+        }
     }
 
     pub fn pid(&self) -> i32 {
@@ -202,7 +235,9 @@ impl Worker {
     }
 
     pub fn get_json(&self, path: &str) -> serde_json::Value {
-        let (status, body) = self.get(path).unwrap_or_else(|| panic!("{path}: no answer"));
+        let (status, body) = self
+            .get(path)
+            .unwrap_or_else(|| panic!("{path}: no answer"));
         assert_eq!(status, 200, "{path}: {body}");
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
     }
@@ -215,9 +250,16 @@ impl Worker {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("worker exited with {status} before it was ready:\n{}", self.log_text());
+                panic!(
+                    "worker exited with {status} before it was ready:\n{}",
+                    self.log_text()
+                );
             }
-            assert!(start.elapsed() < deadline, "worker not ready after {deadline:?}:\n{}", self.log_text());
+            assert!(
+                start.elapsed() < deadline,
+                "worker not ready after {deadline:?}:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -237,7 +279,11 @@ impl Worker {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(start.elapsed() < deadline, "worker still running after {deadline:?}:\n{}", self.log_text());
+            assert!(
+                start.elapsed() < deadline,
+                "worker still running after {deadline:?}:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
