@@ -210,7 +210,7 @@ name = "record"
 sink = ["{out}"]
 body = '''
 let spin = 0;
-for i in 0..4000 {{ spin += i; }}
+for i in 0..1000 {{ spin += i; }}
 value
 '''
 "#
@@ -229,7 +229,7 @@ value
         })
     });
 
-    const TOTAL: u64 = 20_000;
+    const TOTAL: u64 = 10_000;
     let partition_of = produce_json_ints(&topic, 0..TOTAL);
     wait_until(
         Duration::from_secs(60),
@@ -238,7 +238,7 @@ value
             doomed.get_json("/stats")["agents"]["record"]["events_in"]
                 .as_u64()
                 .unwrap()
-                >= 2_000
+                >= 1_000
         },
     );
     let doomed_partitions: BTreeSet<i32> = doomed.get_json("/assignment")["assignment"][&topic]
