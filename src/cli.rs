@@ -112,6 +112,11 @@ pub struct WorkerArgs {
     #[arg(long, env = "FAUST_RS_WEB_HOST")]
     pub web_host: Option<String>,
 
+    /// Never lead: do not run for any election (the worker still runs agents and non-leader
+    /// timers, and knows who leads).
+    #[arg(long)]
+    pub no_candidate: bool,
+
     /// Seconds a warm shutdown (TERM, INT) may take to finish in-flight events before it turns
     /// cold. A second TERM or INT turns it cold at once.
     #[arg(

@@ -7,6 +7,7 @@ pub mod app;
 pub mod cli;
 pub mod codec;
 pub mod commands;
+pub mod election;
 pub mod exit;
 pub mod kafka;
 pub mod logging;
@@ -44,6 +45,7 @@ pub fn run(cli: Cli) -> Result<Status> {
                 web_host: args.web_host,
                 datadir: cli.global.datadir.clone(),
                 shutdown_timeout: std::time::Duration::from_secs_f64(args.shutdown_timeout),
+                candidate: !args.no_candidate,
             };
             runtime()?.block_on(async {
                 let requests = worker::signals::listen()
@@ -58,11 +60,10 @@ pub fn run(cli: Cli) -> Result<Status> {
             logging::init(&cli.global)?;
             runtime()?.block_on(commands::send::run(std::sync::Arc::new(loaded.app), args))
         }
-        Command::Leader(_) => {
+        Command::Leader(args) => {
+            let loaded = commands::load_app(&cli.global)?;
             logging::init(&cli.global)?;
-            Err(Fatal::runtime(
-                "`leader` is not implemented yet (leader election is issue 5)",
-            ))
+            runtime()?.block_on(commands::leader::run(std::sync::Arc::new(loaded.app), args))
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The worker's HTTP status server (`--web-bind`:`--web-port`). Read-only views of the worker's
-//! shared state; it runs on its own task, so it keeps answering while the agents' group
-//! rebalances (as Faust's web server does).
+//! shared state, plus one action: `POST /leader/stand-down`. It runs on its own task, so it
+//! keeps answering while the agents' group rebalances (as Faust's web server does).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -41,6 +41,8 @@ pub fn router(state: Arc<WorkerState>) -> Router {
         .route("/assignment", get(assignment))
         .route("/stats", get(stats))
         .route("/metrics", get(metrics))
+        .route("/leader", get(leader))
+        .route("/leader/stand-down", post(stand_down))
         .with_state(state)
 }
 
@@ -91,6 +93,28 @@ async fn stats(State(state): State<Arc<WorkerState>>) -> Json<serde_json::Value>
     Json(serde_json::to_value(state.snapshot()).expect("stats serialize"))
 }
 
+async fn leader(State(state): State<Arc<WorkerState>>) -> Json<serde_json::Value> {
+    Json(state.leadership())
+}
+
+/// The one endpoint that changes anything: `faust-rs leader --stand-down` asks the leader to
+/// yield its terms (as USR2 does).
+async fn stand_down(State(state): State<Arc<WorkerState>>) -> Json<serde_json::Value> {
+    let stood_down: Vec<&str> = state
+        .elections
+        .iter()
+        .filter(|e| e.stand_down())
+        .map(|e| e.name.as_str())
+        .collect();
+    if !stood_down.is_empty() {
+        tracing::warn!(
+            "stand-down requested over HTTP: standing down from {}",
+            stood_down.join(", ")
+        );
+    }
+    Json(json!({ "worker": state.worker_id, "stood_down": stood_down }))
+}
+
 async fn metrics(State(state): State<Arc<WorkerState>>) -> Response {
     let text = state.snapshot().to_prometheus();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
@@ -113,7 +137,14 @@ mod tests {
 
     #[tokio::test]
     async fn ready_is_503_until_the_worker_has_an_assignment() {
-        let state = Arc::new(WorkerState::new("app", "w", "http://h:1", [], []));
+        let state = Arc::new(WorkerState::new(
+            "app",
+            "w",
+            "http://h:1",
+            [],
+            [],
+            Vec::new(),
+        ));
         assert_eq!(
             ready(State(state.clone())).await.status(),
             StatusCode::SERVICE_UNAVAILABLE

@@ -69,7 +69,23 @@ impl App {
 
     /// The topic of the default election, as Faust names it.
     pub fn leader_topic(&self) -> String {
-        format!("{}-__assignor-__leader", self.id)
+        self.election_topic(DEFAULT_ELECTION)
+    }
+
+    /// The one-partition topic an election's leaders announce themselves on: Faust's
+    /// `{id}-__assignor-__leader` for the default election, with `-{name}` for the others.
+    pub fn election_topic(&self, election: &str) -> String {
+        if election == DEFAULT_ELECTION {
+            format!("{}-__assignor-__leader", self.id)
+        } else {
+            format!("{}-__assignor-__leader-{election}", self.id)
+        }
+    }
+
+    /// The consumer group an election's candidates join. It is not the agents' group, so agent
+    /// rebalances never move leadership.
+    pub fn election_group(&self, election: &str) -> String {
+        format!("{}-__election-{election}", self.id)
     }
 }
 

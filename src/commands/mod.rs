@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod check;
+pub mod leader;
 pub mod send;
 
 use std::io::Write;

@@ -11,9 +11,9 @@ use crate::app::App;
 use crate::cli::SendArgs;
 use crate::codec::Serializer;
 use crate::exit::{Fatal, Result, Status};
-use crate::kafka::ClientSettings;
-use crate::kafka::admin::{TopicSpec, ensure_topics};
+use crate::kafka::admin::ensure_topics;
 use crate::script::SendTarget;
+use crate::worker::run::{client_settings, topic_spec};
 use crate::worker::sender::{Pending, Sender};
 
 /// Records enqueued before the oldest is awaited: keeps `--repeat` fast without unbounded
@@ -35,15 +35,7 @@ pub async fn run(app: Arc<App>, args: SendArgs) -> Result<Status> {
         }
         None => SendTarget::Topic(args.entity.clone()),
     };
-    let settings = ClientSettings {
-        bootstrap: app.bootstrap_servers(),
-        client_id: format!("faust-rs-{}-send", app.id),
-        overrides: app
-            .kafka
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-    };
+    let settings = client_settings(&app, format!("faust-rs-{}-send", app.id));
     let producer = settings
         .producer()
         .create()
@@ -64,13 +56,7 @@ pub async fn run(app: Arc<App>, args: SendArgs) -> Result<Status> {
     // Create the topic first when the app owns it, so it gets the app's partition count rather
     // than whatever the broker's auto-creation would give it.
     if let Some(owned) = app.topic(&topic).filter(|t| t.create) {
-        let spec = TopicSpec {
-            name: owned.name.clone(),
-            partitions: owned.partitions as i32,
-            replicas: i32::from(owned.replicas),
-            config: owned.creation_config().into_iter().collect(),
-        };
-        ensure_topics(&settings, &[spec])
+        ensure_topics(&settings, &[topic_spec(owned)])
             .await
             .map_err(Fatal::runtime)?;
     }

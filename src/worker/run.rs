@@ -1,10 +1,11 @@
 //! A worker's life: start-up in an order that fails fast on bad input, the main loop, and a
-//! shutdown that finishes in-flight work before leaving.
+//! shutdown that hands leadership over first and finishes in-flight work before leaving.
 //!
 //! Start-up: lock the data directory and bind the web port (both exit 2 when taken, before
-//! anything touches Kafka), create the topics the app owns, then join the group. Shutdown
-//! (warm): stop timers and fetching, finish in-flight events (bounded by the shutdown
-//! timeout), commit, leave the group.
+//! anything touches Kafka), create the topics the app owns, join the agents' group, then run
+//! for the elections. Warm shutdown: resign every term (other candidates are elected at once),
+//! stop timers and fetching, finish in-flight events (bounded by the shutdown timeout), commit,
+//! leave the group.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,7 +16,9 @@ use rdkafka::consumer::Consumer;
 use rdkafka::producer::Producer;
 use tokio::sync::{mpsc, watch};
 
-use crate::app::App;
+use crate::app::{App, Topic};
+use crate::election::Election;
+use crate::election::member::Identity;
 use crate::exit::{Fatal, Result, Status};
 use crate::kafka::admin::{TopicSpec, ensure_topics};
 use crate::kafka::{ClientSettings, GroupProtocol, GroupSettings};
@@ -23,6 +26,7 @@ use crate::script::{Host, ScriptEngine};
 use crate::web;
 use crate::worker::agents::Agents;
 use crate::worker::datadir::DataDir;
+use crate::worker::leadership::{Leadership, election_topics};
 use crate::worker::sender::Sender;
 use crate::worker::signals::Request;
 use crate::worker::state::WorkerState;
@@ -36,12 +40,16 @@ pub struct WorkerOptions {
     pub web_host: Option<String>,
     pub datadir: Option<PathBuf>,
     pub shutdown_timeout: Duration,
+    /// Runs for the app's elections (false under `--no-candidate`).
+    pub candidate: bool,
 }
 
-/// The worker's answers to scripts' `worker_id()`, `is_leader()`, ...
+/// The worker's answers to scripts' `worker_id()`, `is_leader()`, `leader_epoch()`: the
+/// default election's.
 struct WorkerHost {
     app_id: String,
     worker_id: String,
+    leader: Arc<Election>,
 }
 
 impl Host for WorkerHost {
@@ -52,11 +60,10 @@ impl Host for WorkerHost {
         self.app_id.clone()
     }
     fn is_leader(&self) -> bool {
-        // Leader election lands in its own module; until then no worker leads.
-        false
+        self.leader.is_leading()
     }
     fn leader_epoch(&self) -> Option<i64> {
-        None
+        self.leader.current_epoch()
     }
 }
 
@@ -75,6 +82,29 @@ pub fn default_datadir(app: &App, web_port: u16) -> PathBuf {
     PathBuf::from(format!("{}-data", app.id)).join(format!("worker-{web_port}"))
 }
 
+/// The client settings every Kafka client of this app starts from.
+pub fn client_settings(app: &App, client_id: String) -> ClientSettings {
+    ClientSettings {
+        bootstrap: app.bootstrap_servers(),
+        client_id,
+        overrides: app
+            .kafka
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}
+
+/// How a topic of the app is created.
+pub fn topic_spec(topic: &Topic) -> TopicSpec {
+    TopicSpec {
+        name: topic.name.clone(),
+        partitions: topic.partitions as i32,
+        replicas: i32::from(topic.replicas),
+        config: topic.creation_config().into_iter().collect(),
+    }
+}
+
 /// Runs a worker until a signal or a fatal failure ends it.
 pub async fn run(
     app: Arc<App>,
@@ -90,12 +120,13 @@ pub async fn run(
     let listener = web::bind(&options.web_bind, options.web_port)
         .await
         .map_err(Fatal::config)?;
-    let web_host = options.web_host.clone().unwrap_or_else(host_name);
+    let host = host_name();
+    let web_host = options.web_host.clone().unwrap_or_else(|| host.clone());
     let worker_id = format!("{web_host}:{}", options.web_port);
     let web_url = format!("http://{web_host}:{}/", options.web_port);
 
     tracing::info!(
-        "faust-rs {} starting: app {} (from {}), broker {}, worker {worker_id}, web {web_url}, datadir {}, pid {}, librdkafka {}",
+        "faust-rs {} starting: app {} (from {}), broker {}, worker {worker_id}, web {web_url}, datadir {}, pid {}, librdkafka {}, candidate {}",
         env!("CARGO_PKG_VERSION"),
         app.id,
         app.path.display(),
@@ -103,28 +134,17 @@ pub async fn run(
         datadir.path().display(),
         std::process::id(),
         rdkafka::util::get_rdkafka_version().1,
+        options.candidate,
     );
 
-    let settings = ClientSettings {
-        bootstrap: app.bootstrap_servers(),
-        client_id: format!("faust-rs-{}-{worker_id}", app.id),
-        overrides: app
-            .kafka
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-    };
-    let owned: Vec<TopicSpec> = app
+    let settings = client_settings(&app, format!("faust-rs-{}-{worker_id}", app.id));
+    let mut owned: Vec<TopicSpec> = app
         .topics
         .iter()
         .filter(|t| t.create)
-        .map(|t| TopicSpec {
-            name: t.name.clone(),
-            partitions: t.partitions as i32,
-            replicas: i32::from(t.replicas),
-            config: t.creation_config().into_iter().collect(),
-        })
+        .map(topic_spec)
         .collect();
+    owned.extend(election_topics(&app));
     ensure_topics(&settings, &owned)
         .await
         .map_err(Fatal::runtime)?;
@@ -134,16 +154,20 @@ pub async fn run(
         .create()
         .map_err(|e| Fatal::runtime(format!("cannot create the producer: {e}")))?;
     let sender = Sender::new(producer, app.clone());
+    let mut leadership =
+        Leadership::new(&app, &settings, options.candidate).map_err(Fatal::runtime)?;
     let state = Arc::new(WorkerState::new(
         &app.id,
         &worker_id,
         &web_url,
         app.agents.iter().map(|a| a.name.clone()),
         app.timers.iter().map(|t| t.name.clone()),
+        leadership.elections.clone(),
     ));
-    let host: Arc<dyn Host> = Arc::new(WorkerHost {
+    let script_host: Arc<dyn Host> = Arc::new(WorkerHost {
         app_id: app.id.clone(),
         worker_id: worker_id.clone(),
+        leader: leadership.default_election().clone(),
     });
 
     let group = GroupSettings {
@@ -163,7 +187,7 @@ pub async fn run(
         Agents::new(
             app.clone(),
             engine.clone(),
-            host.clone(),
+            script_host.clone(),
             state.clone(),
             sender.clone(),
             consumer_config,
@@ -171,6 +195,21 @@ pub async fn run(
         .map_err(Fatal::runtime)?,
     );
     agents.subscribe().map_err(Fatal::runtime)?;
+
+    let runner = BodyRunner {
+        app: app.clone(),
+        engine: engine.clone(),
+        host: script_host.clone(),
+        sender: sender.clone(),
+    };
+    let identity = Identity {
+        worker: worker_id.clone(),
+        host,
+        web_url: web_url.clone(),
+    };
+    leadership
+        .start(&app, &settings, &sender, identity, runner.clone())
+        .map_err(Fatal::runtime)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let (web_stop_tx, web_stop_rx) = watch::channel(false);
@@ -184,18 +223,17 @@ pub async fn run(
         async move { agents.run(stop).await }
     });
     let commit_task = tokio::spawn(agents.clone().commit_loop(stop_rx.clone()));
-    let runner = BodyRunner {
-        app: app.clone(),
-        engine: engine.clone(),
-        host: host.clone(),
-        sender: sender.clone(),
-    };
     let mut timer_tasks = Vec::new();
-    for index in 0..app.timers.len() {
+    for (index, timer) in app.timers.iter().enumerate() {
+        let election = timer
+            .election
+            .as_deref()
+            .and_then(|name| leadership.get(name).cloned());
         timer_tasks.push(tokio::spawn(timers::run_timer(
             runner.clone(),
             state.clone(),
             index,
+            election,
             stop_rx.clone(),
         )));
     }
@@ -209,6 +247,10 @@ pub async fn run(
         tokio::select! {
             request = requests.recv() => match request {
                 Some(Request::Dump) => dump(&state),
+                Some(Request::StandDown(signal)) => {
+                    let led: Vec<&str> = leadership.elections.iter().filter(|e| e.stand_down()).map(|e| e.name.as_str()).collect();
+                    tracing::warn!("{signal}: standing down from {}", if led.is_empty() { "nothing (this worker leads no election)".to_string() } else { led.join(", ") });
+                }
                 Some(request) => break Ending::Requested(request),
                 None => break Ending::Requested(Request::WarmShutdown("end of signal stream")),
             },
@@ -228,13 +270,16 @@ pub async fn run(
         Ending::Requested(Request::ColdShutdown(signal)) => {
             tracing::warn!("{signal}: cold shutdown")
         }
-        Ending::Requested(Request::Dump) => unreachable!("dumps do not end the loop"),
+        Ending::Requested(request) => unreachable!("{request:?} does not end the loop"),
         Ending::Failed(reason) => tracing::error!("stopping: {reason}"),
     }
+    // Leader timers stop acting at once, whatever else shutdown still does.
     let _ = stop_tx.send(true);
     startup.abort();
     if !cold {
         let drain = async {
+            // Hand leadership over first: the next leader is elected while this one drains.
+            leadership.resign().await;
             let _ = agents_task.await;
             for task in timer_tasks {
                 let _ = task.await;
@@ -242,6 +287,7 @@ pub async fn run(
             let _ = commit_task.await;
             let left = agents.drain(options.shutdown_timeout).await;
             let _ = sender.producer().flush(Duration::from_secs(5));
+            leadership.stop().await;
             left
         };
         tokio::pin!(drain);
@@ -280,8 +326,9 @@ enum Ending {
 fn dump(state: &WorkerState) {
     let stats = serde_json::to_string(&state.snapshot()).unwrap_or_default();
     let assignment = format!("{:?}", state.assignment.lock().unwrap());
+    let elections = serde_json::to_string(&state.leadership()).unwrap_or_default();
     tracing::warn!(
-        "USR1 dump: worker {} assignment {assignment} stats {stats}",
+        "USR1 dump: worker {} assignment {assignment} elections {elections} stats {stats}",
         state.worker_id
     );
 }

@@ -1,6 +1,6 @@
 //! Process signals, as Faust's workers guide defines them: TERM and INT start a warm shutdown
 //! (a second one makes it cold), QUIT is a cold shutdown, USR1 dumps the worker's state to the
-//! log. They are turned into events the worker's main loop selects on.
+//! log, USR2 makes a leader stand down. They are turned into events the worker's main loop selects on.
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
@@ -14,6 +14,9 @@ pub enum Request {
     ColdShutdown(&'static str),
     /// USR1: log a dump of the worker's state, keep running.
     Dump,
+    /// USR2: stand down from every election this worker leads (tooz
+    /// `stand_down_group_leader`); it stays a candidate.
+    StandDown(&'static str),
 }
 
 /// Installs the handlers and returns the stream of requests. Installing replaces the default
@@ -25,6 +28,7 @@ pub fn listen() -> std::io::Result<mpsc::UnboundedReceiver<Request>> {
         (SignalKind::interrupt(), Request::WarmShutdown("INT")),
         (SignalKind::quit(), Request::ColdShutdown("QUIT")),
         (SignalKind::user_defined1(), Request::Dump),
+        (SignalKind::user_defined2(), Request::StandDown("USR2")),
     ];
     for (kind, request) in kinds {
         let mut stream = signal(kind)?;

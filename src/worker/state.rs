@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
+use serde_json::json;
+
+use crate::election::Election;
 
 /// Counters of one agent.
 #[derive(Debug, Default)]
@@ -49,6 +52,8 @@ pub struct WorkerState {
     pub assignment: Mutex<BTreeMap<String, Vec<i32>>>,
     /// "topic[partition]" -> consumer lag, from librdkafka's statistics.
     pub lag: Mutex<BTreeMap<String, i64>>,
+    /// Every election of the app, as this worker takes part in it.
+    pub elections: Vec<std::sync::Arc<Election>>,
 }
 
 impl WorkerState {
@@ -58,6 +63,7 @@ impl WorkerState {
         web_url: &str,
         agents: impl IntoIterator<Item = String>,
         timers: impl IntoIterator<Item = String>,
+        elections: Vec<std::sync::Arc<Election>>,
     ) -> Self {
         WorkerState {
             app_id: app_id.to_string(),
@@ -78,7 +84,32 @@ impl WorkerState {
                 .collect(),
             assignment: Mutex::new(BTreeMap::new()),
             lag: Mutex::new(BTreeMap::new()),
+            elections,
         }
+    }
+
+    /// Who leads each election, as this worker knows it (`GET /leader`, the USR1 dump).
+    pub fn leadership(&self) -> serde_json::Value {
+        let elections: serde_json::Map<String, serde_json::Value> = self
+            .elections
+            .iter()
+            .map(|e| {
+                let leader = e.latest().map(|a| {
+                    json!({
+                        "worker": a.worker, "host": a.host, "pid": a.pid, "web_url": a.web_url,
+                        "epoch": a.epoch, "since": a.since(), "since_ms": a.since_ms,
+                    })
+                });
+                let view = json!({
+                    "leader": leader,
+                    "this_worker_leads": e.is_leading(),
+                    "candidate": e.candidate,
+                    "epoch": e.current_epoch(),
+                });
+                (e.name.clone(), view)
+            })
+            .collect();
+        json!({ "worker": self.worker_id, "elections": elections })
     }
 
     pub fn agent(&self, name: &str) -> &AgentCounters {

@@ -12,7 +12,8 @@ use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::app::{App, Body, Schedule, Timer};
-use crate::script::{Host, ScriptEngine};
+use crate::election::Election;
+use crate::script::{EPOCH_HEADER, Host, ScriptEngine, encode_epoch};
 use crate::worker::sender::Sender;
 use crate::worker::state::WorkerState;
 
@@ -27,14 +28,21 @@ pub struct BodyRunner {
 
 impl BodyRunner {
     /// Runs a body that has no incoming event and waits until what it sent is acknowledged.
-    pub async fn run(&self, body: &Body) -> Result<usize, String> {
+    /// A body run as leader passes its term's epoch, which every record it sends carries in
+    /// the `faust-rs-epoch` header, so consumers can tell a stale leader's records.
+    pub async fn run(&self, body: &Body, epoch: Option<i64>) -> Result<usize, String> {
         let outcome = body
             .script
             .run(&self.engine, self.host.as_ref(), None)
             .map_err(|e| e.to_string())?;
+        let epoch_value = epoch.map(encode_epoch);
+        let headers: Vec<(&str, &[u8])> = epoch_value
+            .iter()
+            .map(|v| (EPOCH_HEADER, v.as_slice()))
+            .collect();
         let mut pending = Vec::with_capacity(outcome.sends.len());
         for record in &outcome.sends {
-            pending.push(self.sender.send(record, &[]).await?);
+            pending.push(self.sender.send(record, &headers).await?);
         }
         let sent = pending.len();
         for p in pending {
@@ -44,11 +52,13 @@ impl BodyRunner {
     }
 }
 
-/// Runs `timer` until `stop` turns true.
+/// Runs `timer` until `stop` turns true. A timer bound to an election runs only while this
+/// worker leads it, and only after confirming its term just before each tick.
 pub async fn run_timer(
     runner: BodyRunner,
     state: Arc<WorkerState>,
     timer_index: usize,
+    election: Option<Arc<Election>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let timer: &Timer = &runner.app.timers[timer_index];
@@ -70,18 +80,23 @@ pub async fn run_timer(
                 return;
             },
         }
-        if let Some(election) = &timer.election
-            && !runner.host.is_leader()
-        {
-            tracing::debug!(
-                "timer {}: not the leader of election {election}; tick skipped",
-                timer.name
-            );
-            counters.skipped_not_leader.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
+        let epoch = match &election {
+            Some(election) => match election.confirm().await {
+                Some(epoch) => Some(epoch),
+                None => {
+                    tracing::debug!(
+                        "timer {}: not the leader of election {}; tick skipped",
+                        timer.name,
+                        election.name
+                    );
+                    counters.skipped_not_leader.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            },
+            None => None,
+        };
         counters.runs.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = runner.run(&timer.body).await {
+        if let Err(e) = runner.run(&timer.body, epoch).await {
             counters.failures.fetch_add(1, Ordering::Relaxed);
             tracing::error!("timer {} failed: {e}; it keeps its schedule", timer.name);
         }
@@ -116,7 +131,7 @@ impl Ticks {
 /// Runs the start-up tasks (`[[tasks]]` without `on_leader`), in file order.
 pub async fn run_startup_tasks(runner: &BodyRunner) {
     for task in runner.app.tasks.iter().filter(|t| t.election.is_none()) {
-        match runner.run(&task.body).await {
+        match runner.run(&task.body, None).await {
             Ok(_) => tracing::info!("task {} done", task.name),
             Err(e) => tracing::error!("task {} failed: {e}", task.name),
         }

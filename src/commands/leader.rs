@@ -1,0 +1,163 @@
+//! `faust-rs leader`: who leads each election, read from the election topics without joining
+//! any group (tooz `get_leader`); `--watch` follows changes; `--stand-down --web-port N` asks
+//! the worker serving that port to give up its terms (tooz `stand_down_group_leader`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::Message;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::app::App;
+use crate::cli::LeaderArgs;
+use crate::election::{Announcement, observer};
+use crate::exit::{Fatal, Result, Status};
+use crate::worker::run::client_settings;
+
+pub async fn run(app: Arc<App>, args: LeaderArgs) -> Result<Status> {
+    if args.stand_down {
+        let port = args
+            .web_port
+            .expect("clap requires --web-port with --stand-down");
+        return stand_down(port).await;
+    }
+    let settings = client_settings(&app, format!("faust-rs-{}-leader", app.id));
+    let config = settings.admin();
+    let names: Vec<String> = app.elections.iter().map(|e| e.name.clone()).collect();
+    let topics: Vec<String> = names.iter().map(|n| app.election_topic(n)).collect();
+    let existing = existing_topics(&config, &topics)?;
+    let readable: Vec<String> = topics
+        .iter()
+        .filter(|t| existing.contains(*t))
+        .cloned()
+        .collect();
+    let newest = observer::newest(&config, &readable)
+        .await
+        .map_err(Fatal::runtime)?;
+    let mut current: Vec<(String, Option<Announcement>)> =
+        names.iter().map(|n| (n.clone(), None)).collect();
+    for (topic, announcement) in readable.iter().zip(newest) {
+        let index = topics
+            .iter()
+            .position(|t| t == topic)
+            .expect("readable topics come from topics");
+        current[index].1 = announcement;
+    }
+    for (election, announcement) in &current {
+        print_leader(election, announcement.as_ref(), args.json_output);
+    }
+    if !args.watch {
+        return Ok(Status::Clean);
+    }
+    if readable.len() < topics.len() {
+        return Err(Fatal::runtime(
+            "--watch needs every election topic to exist: start a worker of this app first",
+        ));
+    }
+    let consumer = observer::tail(&config, &topics).map_err(Fatal::runtime)?;
+    loop {
+        let message = consumer
+            .recv()
+            .await
+            .map_err(|e| Fatal::runtime(format!("reading the election topics: {e}")))?;
+        let Some(payload) = message.payload() else {
+            continue;
+        };
+        let Ok(announcement) = Announcement::decode(payload, message.offset()) else {
+            continue;
+        };
+        let Some(slot) = current
+            .iter_mut()
+            .find(|(name, _)| *name == announcement.election)
+        else {
+            continue;
+        };
+        if slot
+            .1
+            .as_ref()
+            .is_some_and(|seen| seen.epoch >= announcement.epoch)
+        {
+            continue; // the newest record, already printed
+        }
+        print_leader(
+            &announcement.election,
+            Some(&announcement),
+            args.json_output,
+        );
+        slot.1 = Some(announcement);
+    }
+}
+
+fn existing_topics(config: &rdkafka::ClientConfig, topics: &[String]) -> Result<Vec<String>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let probe: BaseConsumer = config
+        .create()
+        .map_err(|e| Fatal::runtime(format!("cannot create a client: {e}")))?;
+    let metadata = probe
+        .fetch_metadata(None, Duration::from_secs(10))
+        .map_err(|e| Fatal::runtime(format!("cannot reach the brokers: {e}")))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none() && topics.iter().any(|wanted| wanted == t.name()))
+        .map(|t| t.name().to_string())
+        .collect())
+}
+
+fn print_leader(election: &str, announcement: Option<&Announcement>, json: bool) {
+    match (announcement, json) {
+        (Some(a), true) => println!(
+            "{}",
+            serde_json::json!({
+                "election": election, "worker": a.worker, "host": a.host, "pid": a.pid,
+                "web_url": a.web_url, "epoch": a.epoch, "since": a.since(),
+            })
+        ),
+        (None, true) => println!(
+            "{}",
+            serde_json::json!({ "election": election, "worker": null })
+        ),
+        (Some(a), false) => println!(
+            "{election}: {} (host {}, pid {}, {}) epoch {} since {}",
+            a.worker,
+            a.host,
+            a.pid,
+            a.web_url,
+            a.epoch,
+            a.since()
+        ),
+        (None, false) => println!("{election}: no leader elected yet"),
+    }
+}
+
+/// `POST /leader/stand-down` to the worker on 127.0.0.1:port; prints its answer.
+async fn stand_down(port: u16) -> Result<Status> {
+    let unreachable =
+        |e: std::io::Error| Fatal::runtime(format!("no worker answers on 127.0.0.1:{port}: {e}"));
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(unreachable)?;
+    let request = format!(
+        "POST /leader/stand-down HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(unreachable)?;
+    let mut response = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        stream.read_to_string(&mut response),
+    )
+    .await
+    .map_err(|_| Fatal::runtime(format!("the worker on port {port} did not answer in 10 s")))?
+    .map_err(unreachable)?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(Fatal::runtime(format!(
+            "the worker on port {port} refused: {head}"
+        )));
+    }
+    println!("{}", body.trim());
+    Ok(Status::Clean)
+}

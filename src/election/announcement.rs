@@ -1,0 +1,85 @@
+//! Leader announcements: the records a new leader appends to its election's topic. The topic
+//! has one partition, so the offsets of its records are strictly increasing: the offset of a
+//! term's announcement is that term's *epoch*, a fencing token that survives restarts of every
+//! worker because it lives in Kafka.
+
+use serde::{Deserialize, Serialize};
+
+/// Who leads, from when — the value of an announcement record (JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Announcement {
+    pub election: String,
+    /// The worker's id (`host:web port`).
+    pub worker: String,
+    pub host: String,
+    pub pid: u32,
+    pub web_url: String,
+    /// When the term began, in milliseconds since the Unix epoch.
+    pub since_ms: i64,
+    /// The record's offset; not part of the record itself, filled in when read or acknowledged.
+    #[serde(default, skip_serializing)]
+    pub epoch: i64,
+}
+
+impl Announcement {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an announcement always serializes")
+    }
+
+    /// Reads a record of the election topic found at `offset`.
+    pub fn decode(payload: &[u8], offset: i64) -> Result<Announcement, String> {
+        let mut announcement: Announcement = serde_json::from_slice(payload)
+            .map_err(|e| format!("not a leader announcement at offset {offset}: {e}"))?;
+        announcement.epoch = offset;
+        Ok(announcement)
+    }
+
+    /// `since_ms` as an RFC 3339 UTC time.
+    pub fn since(&self) -> String {
+        crate::script::iso_utc(self.since_ms)
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_takes_the_epoch_from_the_offset() {
+        let announcement = Announcement {
+            election: "leader".into(),
+            worker: "h:6066".into(),
+            host: "h".into(),
+            pid: 42,
+            web_url: "http://h:6066/".into(),
+            since_ms: 1_700_000_000_000,
+            epoch: 999,
+        };
+        let bytes = announcement.encode();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("999"),
+            "the epoch is the offset, not a field"
+        );
+        let read = Announcement::decode(&bytes, 17).unwrap();
+        assert_eq!(
+            read,
+            Announcement {
+                epoch: 17,
+                ..announcement
+            }
+        );
+        assert!(
+            Announcement::decode(b"junk", 3)
+                .unwrap_err()
+                .contains("offset 3")
+        );
+    }
+}

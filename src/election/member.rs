@@ -1,0 +1,233 @@
+//! A candidate's membership in an election's consumer group. The group coordinator assigns the
+//! election topic's one partition to exactly one member; this task turns that assignment into
+//! a term: it announces itself, and gives the term up *before* the partition is revoked.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::{ClientConfig, ClientContext, TopicPartitionList};
+use tokio::sync::{mpsc, watch};
+
+use super::announcement::{Announcement, now_ms};
+use super::{Control, Election};
+use crate::worker::sender::Sender;
+
+/// What the rebalance callbacks tell the task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Membership {
+    Won,
+    Lost,
+}
+
+struct MemberContext {
+    election: Arc<Election>,
+    events: mpsc::UnboundedSender<Membership>,
+    /// Bumped on every revocation, so an announcement acknowledged after the partition moved
+    /// on is not taken for a term.
+    revocations: Arc<AtomicU64>,
+}
+
+fn holds_the_partition(list: &TopicPartitionList) -> bool {
+    list.elements().iter().any(|e| e.partition() == 0)
+}
+
+impl ClientContext for MemberContext {}
+
+impl ConsumerContext for MemberContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance
+            && holds_the_partition(list)
+        {
+            // Stop acting before the partition can be given to someone else.
+            self.revocations.fetch_add(1, Ordering::SeqCst);
+            if let Some(epoch) = self.election.end_term() {
+                tracing::info!(
+                    "election {}: partition revoked, term {epoch} ends",
+                    self.election.name
+                );
+            }
+            let _ = self.events.send(Membership::Lost);
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(list) = rebalance
+            && holds_the_partition(list)
+        {
+            let _ = self.events.send(Membership::Won);
+        }
+    }
+}
+
+type MemberConsumer = StreamConsumer<MemberContext>;
+
+/// One turn of the membership loop.
+enum Step {
+    Stop,
+    Control(Control),
+    Membership(Membership),
+    Polled,
+}
+
+/// Who this worker is, for its announcements.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub worker: String,
+    pub host: String,
+    pub web_url: String,
+}
+
+/// Hooks the membership task calls; they run on their own tasks.
+pub trait TermHooks: Send + Sync {
+    fn elected(&self, election: &Arc<Election>, epoch: i64);
+    fn revoked(&self, election: &Arc<Election>, epoch: i64);
+}
+
+/// Runs this worker's candidacy until `stop` turns true; then leaves the group, so the next
+/// leader is elected at once rather than after the session timeout.
+pub async fn run(
+    election: Arc<Election>,
+    consumer_config: ClientConfig,
+    sender: Sender,
+    identity: Identity,
+    hooks: Arc<dyn TermHooks>,
+    mut control: mpsc::UnboundedReceiver<Control>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let revocations = Arc::new(AtomicU64::new(0));
+    'membership: loop {
+        let (events_tx, mut events) = mpsc::unbounded_channel();
+        let context = MemberContext {
+            election: election.clone(),
+            events: events_tx,
+            revocations: revocations.clone(),
+        };
+        let consumer: MemberConsumer = match consumer_config.create_with_context(context) {
+            Ok(consumer) => consumer,
+            Err(e) => {
+                tracing::error!(
+                    "election {}: cannot create its consumer: {e}",
+                    election.name
+                );
+                return;
+            }
+        };
+        if let Err(e) = consumer.subscribe(&[&election.topic]) {
+            tracing::error!("election {}: cannot join: {e}", election.name);
+            return;
+        }
+        let mut held: Option<i64> = None;
+        let ending = loop {
+            // Only plain values leave the select: a polled message borrows librdkafka's
+            // buffers and must not live across the awaits below.
+            let step = tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => Step::Stop,
+                Some(request) = control.recv() => Step::Control(request),
+                Some(event) = events.recv() => Step::Membership(event),
+                // Polling serves the rebalance callbacks; the records themselves
+                // (announcements) are read by the observer.
+                message = consumer.recv() => {
+                    if let Err(e) = message {
+                        tracing::debug!("election {}: {e}", election.name);
+                    }
+                    Step::Polled
+                }
+            };
+            match step {
+                Step::Stop => break None,
+                Step::Control(request) => break Some(request),
+                Step::Polled => {}
+                Step::Membership(Membership::Won) => {
+                    let before = revocations.load(Ordering::SeqCst);
+                    match announce(&election, &sender, &identity).await {
+                        Ok(epoch) if revocations.load(Ordering::SeqCst) == before => {
+                            election.begin_term(epoch);
+                            held = Some(epoch);
+                            tracing::info!(
+                                "election {}: this worker leads (epoch {epoch})",
+                                election.name
+                            );
+                            hooks.elected(&election, epoch);
+                        }
+                        Ok(epoch) => tracing::info!(
+                            "election {}: partition moved on while announcing epoch {epoch}; no term",
+                            election.name
+                        ),
+                        Err(e) => {
+                            tracing::error!(
+                                "election {}: cannot announce: {e}; rejoining",
+                                election.name
+                            );
+                            break Some(Control::Rejoin);
+                        }
+                    }
+                }
+                Step::Membership(Membership::Lost) => {
+                    if let Some(epoch) = held.take() {
+                        hooks.revoked(&election, epoch);
+                    }
+                }
+            }
+        };
+        if let Some(epoch) = election.end_term() {
+            tracing::info!(
+                "election {}: gave up its term (epoch {epoch})",
+                election.name
+            );
+        }
+        if let Some(epoch) = held {
+            hooks.revoked(&election, epoch);
+        }
+        // Closing sends LeaveGroup: the partition moves to another candidate at once. Closing
+        // blocks until the group acknowledges, so it runs off the async threads.
+        let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+        match ending {
+            None => return,
+            Some(Control::StandDown) => {
+                tracing::info!("election {}: stood down; still a candidate", election.name);
+                // Rejoin once another candidate has announced itself: rejoining at once could
+                // win the partition straight back in the rebalance our leaving started. With no
+                // other candidate, nobody announces, and we rejoin after a session timeout.
+                let old = held.unwrap_or(-1);
+                let mut latest = election.watch_latest();
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return,
+                    _ = latest.wait_for(|l| l.as_ref().is_some_and(|a| a.epoch > old)) => {}
+                    _ = tokio::time::sleep(election.session_timeout) => {}
+                }
+                continue 'membership;
+            }
+            Some(Control::Rejoin) => continue 'membership,
+        }
+    }
+}
+
+/// Appends this worker's announcement; its offset is the epoch.
+async fn announce(
+    election: &Election,
+    sender: &Sender,
+    identity: &Identity,
+) -> Result<i64, String> {
+    let announcement = Announcement {
+        election: election.name.clone(),
+        worker: identity.worker.clone(),
+        host: identity.host.clone(),
+        pid: std::process::id(),
+        web_url: identity.web_url.clone(),
+        since_ms: now_ms(),
+        epoch: 0,
+    };
+    let pending = sender
+        .send_bytes(
+            &election.topic,
+            Some(0),
+            Some(election.name.as_bytes()),
+            Some(&announcement.encode()),
+            &[],
+        )
+        .await?;
+    let delivery = pending.delivered().await?;
+    Ok(delivery.offset)
+}

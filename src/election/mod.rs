@@ -1,0 +1,223 @@
+//! Leader election, one per `[[elections]]` entry plus the app's default one.
+//!
+//! Mechanism (Faust's, decoupled from the agents): each election has a one-partition topic and
+//! its own consumer group. The candidate the group coordinator assigns partition 0 to wins;
+//! the cooperative-sticky assignor keeps it there when others join or leave. On winning, the
+//! worker appends an [`Announcement`] to the topic; its offset is the term's epoch.
+//!
+//! Self-fencing: before every leader action the worker *confirms* its term ([`Election::confirm`]):
+//! it still holds partition 0, it has not been stalled longer than the session timeout since the
+//! last confirmation, and the topic's end offset shows its announcement is still the newest.
+//! Exactly one announcement is the newest at any instant, so at most one worker can pass.
+
+pub mod announcement;
+pub mod member;
+pub mod observer;
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use tokio::sync::{mpsc, watch};
+
+pub use announcement::Announcement;
+
+/// No epoch (no term held).
+const NO_EPOCH: i64 = -1;
+
+/// What the membership task is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Give up the term and let another candidate win (tooz `stand_down_group_leader`); stay a
+    /// candidate.
+    StandDown,
+    /// The term was lost while still in the group (a stall, a newer announcement): leave and
+    /// rejoin so the group settles and this worker can win a new term later.
+    Rejoin,
+}
+
+/// One election as this worker takes part in it, shared between the membership task, the
+/// timers that need its leader, the web server and scripts.
+pub struct Election {
+    pub name: String,
+    pub topic: String,
+    /// Whether this worker runs for it.
+    pub candidate: bool,
+    session_timeout: Duration,
+    /// Holding partition 0 with an acknowledged announcement, and not fenced since.
+    leading: AtomicBool,
+    /// The epoch of the term held, or of the last one held ([`NO_EPOCH`] if never).
+    epoch: AtomicI64,
+    last_confirmed: Mutex<Instant>,
+    /// The newest announcement this worker knows of (its own or another's).
+    latest: watch::Sender<Option<Announcement>>,
+    control: mpsc::UnboundedSender<Control>,
+    /// A group-less client for the end-offset queries of [`Election::confirm`].
+    probe: Arc<BaseConsumer>,
+}
+
+impl std::fmt::Debug for Election {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Election")
+            .field("name", &self.name)
+            .field("topic", &self.topic)
+            .field("candidate", &self.candidate)
+            .field("leading", &self.is_leading())
+            .field("epoch", &self.epoch.load(Ordering::SeqCst))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Election {
+    pub fn new(
+        name: &str,
+        topic: &str,
+        candidate: bool,
+        session_timeout: Duration,
+        probe: Arc<BaseConsumer>,
+    ) -> (Arc<Election>, mpsc::UnboundedReceiver<Control>) {
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let election = Election {
+            name: name.to_string(),
+            topic: topic.to_string(),
+            candidate,
+            session_timeout,
+            leading: AtomicBool::new(false),
+            epoch: AtomicI64::new(NO_EPOCH),
+            last_confirmed: Mutex::new(Instant::now()),
+            latest: watch::channel(None).0,
+            control,
+            probe,
+        };
+        (Arc::new(election), control_rx)
+    }
+
+    /// Whether this worker holds the term, as far as it knows without asking the broker.
+    pub fn is_leading(&self) -> bool {
+        self.leading.load(Ordering::SeqCst)
+    }
+
+    /// The epoch of the newest term this worker knows of: its own while it leads, else the
+    /// newest announcement it has read.
+    pub fn current_epoch(&self) -> Option<i64> {
+        let own = self.epoch.load(Ordering::SeqCst);
+        let latest = self.latest.borrow().as_ref().map(|a| a.epoch);
+        match (self.is_leading(), latest) {
+            (true, Some(seen)) => Some(own.max(seen)),
+            (true, None) => Some(own),
+            (false, seen) => seen,
+        }
+    }
+
+    /// The newest announcement known, and a receiver for changes.
+    pub fn latest(&self) -> Option<Announcement> {
+        self.latest.borrow().clone()
+    }
+
+    pub fn watch_latest(&self) -> watch::Receiver<Option<Announcement>> {
+        self.latest.subscribe()
+    }
+
+    /// Records an announcement read from the topic; one newer than this worker's own term
+    /// fences it at once.
+    pub fn saw_announcement(&self, announcement: Announcement) {
+        let epoch = announcement.epoch;
+        self.latest.send_if_modified(|latest| {
+            if latest.as_ref().is_none_or(|l| l.epoch < epoch) {
+                *latest = Some(announcement);
+                true
+            } else {
+                false
+            }
+        });
+        if self.is_leading() && epoch > self.epoch.load(Ordering::SeqCst) {
+            self.lose_term(&format!("a newer leader announced itself (epoch {epoch})"));
+        }
+    }
+
+    /// Starts a term: called by the membership task once its announcement is acknowledged.
+    fn begin_term(&self, epoch: i64) {
+        self.epoch.store(epoch, Ordering::SeqCst);
+        *self.last_confirmed.lock().unwrap() = Instant::now();
+        self.leading.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops acting as leader at once (partition 0 is being revoked, or the worker stands
+    /// down). Returns the epoch of the term that ended, if one was held.
+    fn end_term(&self) -> Option<i64> {
+        self.leading
+            .swap(false, Ordering::SeqCst)
+            .then(|| self.epoch.load(Ordering::SeqCst))
+    }
+
+    /// Ends the term because it can no longer be trusted, and asks the membership task to
+    /// rejoin the group.
+    fn lose_term(&self, reason: &str) {
+        if let Some(epoch) = self.end_term() {
+            tracing::warn!(
+                "election {}: lost its term (epoch {epoch}): {reason}; it will not act as leader again in that term",
+                self.name
+            );
+            let _ = self.control.send(Control::Rejoin);
+        }
+    }
+
+    /// Asks this worker to stand down if it leads. Returns whether it led.
+    pub fn stand_down(&self) -> bool {
+        let led = self.is_leading();
+        if led {
+            let _ = self.control.send(Control::StandDown);
+        }
+        led
+    }
+
+    /// Confirms the term before a leader action; the epoch to act under, or `None` when this
+    /// worker must not act as leader. See the module documentation for the checks.
+    pub async fn confirm(self: &Arc<Self>) -> Option<i64> {
+        if !self.is_leading() {
+            return None;
+        }
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        let stalled = self.last_confirmed.lock().unwrap().elapsed();
+        if stalled > self.session_timeout {
+            // The process was paused (SIGSTOP, swap, a long stall): the group may have given
+            // partition 0 away meanwhile, and a newer leader may not have announced yet.
+            self.lose_term(&format!(
+                "{:.1}s since the term was last confirmed, longer than the session timeout ({:.1}s)",
+                stalled.as_secs_f64(),
+                self.session_timeout.as_secs_f64()
+            ));
+            return None;
+        }
+        let this = self.clone();
+        let end = tokio::task::spawn_blocking(move || {
+            this.probe
+                .fetch_watermarks(&this.topic, 0, Duration::from_secs(1))
+                .map(|(_, high)| high)
+        })
+        .await
+        .ok()?;
+        match end {
+            Ok(high) if high == epoch + 1 && self.is_leading() => {
+                *self.last_confirmed.lock().unwrap() = Instant::now();
+                Some(epoch)
+            }
+            Ok(high) if high > epoch + 1 => {
+                self.lose_term(&format!(
+                    "a newer leader announced itself (epoch {})",
+                    high - 1
+                ));
+                None
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(
+                    "election {}: cannot confirm the term (epoch {epoch}): {e}; not acting as leader",
+                    self.name
+                );
+                None
+            }
+        }
+    }
+}

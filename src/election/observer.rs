@@ -1,0 +1,133 @@
+//! Reading who leads from the election topics, without joining any group (tooz `get_leader`):
+//! the newest record of an election's topic is its current term's announcement. Every worker
+//! tails the topics to know the current leader and epoch; `faust-rs leader` reads them once or
+//! watches them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use tokio::sync::watch;
+
+use super::{Announcement, Election};
+
+/// Where to start reading `topic` so the newest announcement is the first record read.
+fn newest_position(probe: &impl Consumer, topic: &str) -> Result<Offset, String> {
+    let (low, high) = probe
+        .fetch_watermarks(topic, 0, Duration::from_secs(5))
+        .map_err(|e| format!("cannot read the end of {topic}: {e}"))?;
+    Ok(if high > low {
+        Offset::Offset(high - 1)
+    } else {
+        Offset::Beginning
+    })
+}
+
+/// librdkafka wants a group id even for consumers that only `assign` partitions; this one is
+/// never joined, since a reader neither subscribes nor commits.
+fn reader_config(config: &ClientConfig) -> ClientConfig {
+    let mut config = config.clone();
+    config
+        .set("group.id", "faust-rs-election-reader")
+        .set("enable.auto.commit", "false");
+    config
+}
+
+/// A reader (no group membership) of partition 0 of each topic from its newest record.
+/// `config` carries the brokers and any security settings.
+pub fn tail(config: &ClientConfig, topics: &[String]) -> Result<StreamConsumer, String> {
+    let consumer: StreamConsumer = reader_config(config)
+        .create()
+        .map_err(|e| format!("cannot create a reader: {e}"))?;
+    let mut list = TopicPartitionList::new();
+    for topic in topics {
+        let start = newest_position(&consumer, topic)?;
+        list.add_partition_offset(topic, 0, start)
+            .map_err(|e| e.to_string())?;
+    }
+    consumer
+        .assign(&list)
+        .map_err(|e| format!("cannot read {topics:?}: {e}"))?;
+    Ok(consumer)
+}
+
+/// Decodes a record of an election topic, logging records that are not announcements.
+fn announcement_of(message: &impl Message) -> Option<Announcement> {
+    let payload = message.payload()?;
+    match Announcement::decode(payload, message.offset()) {
+        Ok(announcement) => Some(announcement),
+        Err(e) => {
+            tracing::warn!("{}: {e}", message.topic());
+            None
+        }
+    }
+}
+
+/// Keeps each election's newest announcement up to date until `stop` turns true.
+pub async fn follow(
+    consumer: StreamConsumer,
+    elections: Vec<Arc<Election>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let by_topic: HashMap<String, Arc<Election>> = elections
+        .into_iter()
+        .map(|e| (e.topic.clone(), e))
+        .collect();
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            message = consumer.recv() => match message {
+                Ok(message) => {
+                    if let (Some(election), Some(announcement)) = (by_topic.get(message.topic()), announcement_of(&message)) {
+                        election.saw_announcement(announcement);
+                    }
+                }
+                Err(e) => tracing::debug!("election reader: {e}"),
+            },
+        }
+    }
+}
+
+/// The newest announcement of each topic, read once (`None`: no leader was ever elected).
+pub async fn newest(
+    config: &ClientConfig,
+    topics: &[String],
+) -> Result<Vec<Option<Announcement>>, String> {
+    let probe: BaseConsumer = reader_config(config)
+        .create()
+        .map_err(|e| format!("cannot create a reader: {e}"))?;
+    let mut found = Vec::with_capacity(topics.len());
+    for topic in topics {
+        let (low, high) = match probe.fetch_watermarks(topic, 0, Duration::from_secs(10)) {
+            Ok(marks) => marks,
+            Err(rdkafka::error::KafkaError::MetadataFetch(_)) => (0, 0),
+            Err(e) => return Err(format!("cannot read the end of {topic}: {e}")),
+        };
+        if high <= low {
+            found.push(None);
+            continue;
+        }
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(topic, 0, Offset::Offset(high - 1))
+            .map_err(|e| e.to_string())?;
+        probe.assign(&list).map_err(|e| e.to_string())?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let announcement = loop {
+            match probe.poll(Duration::from_millis(200)) {
+                Some(Ok(message)) if message.topic() == topic => break announcement_of(&message),
+                Some(Err(e)) => return Err(format!("cannot read {topic}: {e}")),
+                _ if std::time::Instant::now() > deadline => {
+                    return Err(format!(
+                        "cannot read the newest record of {topic} (offset {})",
+                        high - 1
+                    ));
+                }
+                _ => {}
+            }
+        };
+        found.push(announcement);
+    }
+    Ok(found)
+}
