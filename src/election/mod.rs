@@ -163,6 +163,14 @@ impl Election {
         }
     }
 
+    /// A local check that the term of `epoch` is still held and was confirmed within the
+    /// session timeout: cheap enough to run right before a leader's records are produced.
+    pub fn still_holds(&self, epoch: i64) -> bool {
+        self.is_leading()
+            && self.epoch.load(Ordering::SeqCst) == epoch
+            && self.last_confirmed.lock().unwrap().elapsed() <= self.session_timeout
+    }
+
     /// Asks this worker to stand down if it leads. Returns whether it led.
     pub fn stand_down(&self) -> bool {
         let led = self.is_leading();

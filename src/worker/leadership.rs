@@ -166,22 +166,23 @@ impl TermHooks for Hooks {
     fn elected(&self, election: &Arc<Election>, epoch: i64) {
         let runner = self.runner.clone();
         let name = election.name.clone();
+        let election = election.clone();
         tokio::spawn(async move {
             let app = runner.app.clone();
             let Some(definition) = app.election(&name) else {
                 return;
             };
-            if let Some(body) = &definition.on_elected {
-                if let Err(e) = runner.run(body, Some(epoch)).await {
-                    tracing::error!("election {name}: on_elected failed: {e}");
-                }
+            if let Some(body) = &definition.on_elected
+                && let Err(e) = runner.run(body, Some((&election, epoch))).await
+            {
+                tracing::error!("election {name}: on_elected failed: {e}");
             }
             for task in app
                 .tasks
                 .iter()
                 .filter(|t| t.election.as_deref() == Some(name.as_str()))
             {
-                match runner.run(&task.body, Some(epoch)).await {
+                match runner.run(&task.body, Some((&election, epoch))).await {
                     Ok(_) => {
                         tracing::info!("task {} done (leader of {name}, epoch {epoch})", task.name)
                     }
@@ -191,15 +192,16 @@ impl TermHooks for Hooks {
         });
     }
 
+    /// `on_revoked` runs after the term ended: what it sends carries no epoch.
     fn revoked(&self, election: &Arc<Election>, epoch: i64) {
         let runner = self.runner.clone();
         let name = election.name.clone();
         tokio::spawn(async move {
             let app = runner.app.clone();
             if let Some(body) = app.election(&name).and_then(|d| d.on_revoked.as_ref())
-                && let Err(e) = runner.run(body, Some(epoch)).await
+                && let Err(e) = runner.run(body, None).await
             {
-                tracing::error!("election {name}: on_revoked failed: {e}");
+                tracing::error!("election {name}: on_revoked (after epoch {epoch}) failed: {e}");
             }
         });
     }

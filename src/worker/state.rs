@@ -308,6 +308,7 @@ mod tests {
             "http://h:6066",
             ["say".to_string()],
             ["tick".to_string()],
+            Vec::new(),
         );
         state.agent("say").events_in.fetch_add(3, Ordering::Relaxed);
         state.timer("tick").failures.fetch_add(2, Ordering::Relaxed);

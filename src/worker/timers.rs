@@ -28,14 +28,26 @@ pub struct BodyRunner {
 
 impl BodyRunner {
     /// Runs a body that has no incoming event and waits until what it sent is acknowledged.
-    /// A body run as leader passes its term's epoch, which every record it sends carries in
-    /// the `faust-rs-epoch` header, so consumers can tell a stale leader's records.
-    pub async fn run(&self, body: &Body, epoch: Option<i64>) -> Result<usize, String> {
+    ///
+    /// A body run as leader passes its term: every record it sends carries the term's epoch in
+    /// the `faust-rs-epoch` header, so consumers can tell a stale leader's records, and the
+    /// term is checked again (locally, without a broker round trip) after the body ran and
+    /// just before its records are produced, so a worker paused mid-tick drops them.
+    pub async fn run(&self, body: &Body, term: Option<(&Election, i64)>) -> Result<usize, String> {
         let outcome = body
             .script
             .run(&self.engine, self.host.as_ref(), None)
             .map_err(|e| e.to_string())?;
-        let epoch_value = epoch.map(encode_epoch);
+        if let Some((election, epoch)) = term
+            && !election.still_holds(epoch)
+        {
+            return Err(format!(
+                "the term (epoch {epoch}) of election {} ended while the body ran: its {} records were not sent",
+                election.name,
+                outcome.sends.len()
+            ));
+        }
+        let epoch_value = term.map(|(_, epoch)| encode_epoch(epoch));
         let headers: Vec<(&str, &[u8])> = epoch_value
             .iter()
             .map(|v| (EPOCH_HEADER, v.as_slice()))
@@ -80,9 +92,9 @@ pub async fn run_timer(
                 return;
             },
         }
-        let epoch = match &election {
+        let term = match &election {
             Some(election) => match election.confirm().await {
-                Some(epoch) => Some(epoch),
+                Some(epoch) => Some((election.as_ref(), epoch)),
                 None => {
                     tracing::debug!(
                         "timer {}: not the leader of election {}; tick skipped",
@@ -96,7 +108,7 @@ pub async fn run_timer(
             None => None,
         };
         counters.runs.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = runner.run(&timer.body, epoch).await {
+        if let Err(e) = runner.run(&timer.body, term).await {
             counters.failures.fetch_add(1, Ordering::Relaxed);
             tracing::error!("timer {} failed: {e}; it keeps its schedule", timer.name);
         }
