@@ -175,6 +175,10 @@ pub struct LeaderArgs {
     /// Web port of the worker addressed by --stand-down.
     #[arg(long)]
     pub web_port: Option<u16>,
+
+    /// Only this election (default: every election of the app).
+    #[arg(long, value_name = "NAME")]
+    pub election: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -99,10 +99,17 @@ async fn leader(State(state): State<Arc<WorkerState>>) -> Json<serde_json::Value
 
 /// The one endpoint that changes anything: `faust-rs leader --stand-down` asks the leader to
 /// yield its terms (as USR2 does).
-async fn stand_down(State(state): State<Arc<WorkerState>>) -> Json<serde_json::Value> {
+/// `?election=NAME` limits it to one election.
+async fn stand_down(State(state): State<Arc<WorkerState>>, uri: Uri) -> Json<serde_json::Value> {
+    let only = uri
+        .query()
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| pair.strip_prefix("election="));
     let stood_down: Vec<&str> = state
         .elections
         .iter()
+        .filter(|e| only.is_none_or(|name| e.name == name))
         .filter(|e| e.stand_down())
         .map(|e| e.name.as_str())
         .collect();

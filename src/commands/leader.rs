@@ -19,11 +19,25 @@ pub async fn run(app: Arc<App>, args: LeaderArgs) -> Result<Status> {
         let port = args
             .web_port
             .expect("clap requires --web-port with --stand-down");
-        return stand_down(port).await;
+        return stand_down(port, args.election.as_deref()).await;
+    }
+    if let Some(name) = &args.election
+        && app.election(name).is_none()
+    {
+        let known: Vec<&str> = app.elections.iter().map(|e| e.name.as_str()).collect();
+        return Err(Fatal::config(format!(
+            "no election named {name:?} (elections: {})",
+            known.join(", ")
+        )));
     }
     let settings = client_settings(&app, format!("faust-rs-{}-leader", app.id));
     let config = settings.admin();
-    let names: Vec<String> = app.elections.iter().map(|e| e.name.clone()).collect();
+    let names: Vec<String> = app
+        .elections
+        .iter()
+        .map(|e| e.name.clone())
+        .filter(|name| args.election.as_ref().is_none_or(|only| only == name))
+        .collect();
     let topics: Vec<String> = names.iter().map(|n| app.election_topic(n)).collect();
     let existing = existing_topics(&config, &topics)?;
     let readable: Vec<String> = topics
@@ -131,14 +145,17 @@ fn print_leader(election: &str, announcement: Option<&Announcement>, json: bool)
 }
 
 /// `POST /leader/stand-down` to the worker on 127.0.0.1:port; prints its answer.
-async fn stand_down(port: u16) -> Result<Status> {
+async fn stand_down(port: u16, election: Option<&str>) -> Result<Status> {
     let unreachable =
         |e: std::io::Error| Fatal::runtime(format!("no worker answers on 127.0.0.1:{port}: {e}"));
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .map_err(unreachable)?;
     let request = format!(
-        "POST /leader/stand-down HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "POST /leader/stand-down{} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        election
+            .map(|name| format!("?election={name}"))
+            .unwrap_or_default()
     );
     stream
         .write_all(request.as_bytes())

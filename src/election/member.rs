@@ -35,16 +35,23 @@ fn holds_the_partition(list: &TopicPartitionList) -> bool {
 impl ClientContext for MemberContext {}
 
 impl ConsumerContext for MemberContext {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(list) = rebalance
             && holds_the_partition(list)
         {
             // Stop acting before the partition can be given to someone else.
             self.revocations.fetch_add(1, Ordering::SeqCst);
+            // A term this worker gave up itself (stand-down, shutdown) has already ended; one
+            // still running here is being taken away.
             if let Some(epoch) = self.election.end_term() {
-                tracing::info!(
-                    "election {}: partition revoked, term {epoch} ends",
-                    self.election.name
+                tracing::warn!(
+                    "election {}: lost its term (epoch {epoch}): the group revoked its partition{}",
+                    self.election.name,
+                    if consumer.assignment_lost() {
+                        " (membership lost)"
+                    } else {
+                        ""
+                    }
                 );
             }
             let _ = self.events.send(Membership::Lost);

@@ -1,0 +1,548 @@
+//! Leader election against the real broker, driven as operators drive it: real processes,
+//! real signals, the `leader` command. Leader ticks are recorded as records carrying their
+//! term's epoch, so "exactly one leader" is checked on what the leaders actually did.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Scratch, Worker, wait_until};
+use rdkafka::ClientConfig;
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+
+const READY: Duration = Duration::from_secs(60);
+
+/// Who leads `election` according to `worker` (the port of the leader's web server).
+fn leader_port(worker: &Worker, election: &str) -> Option<u16> {
+    let view = worker.get_json("/leader");
+    let url = view["elections"][election]["leader"]["web_url"].as_str()?;
+    url.trim_end_matches('/').rsplit(':').next()?.parse().ok()
+}
+
+fn epoch_seen_by(worker: &Worker, election: &str) -> Option<i64> {
+    worker.get_json("/leader")["elections"][election]["leader"]["epoch"].as_i64()
+}
+
+fn leads(worker: &Worker, election: &str) -> bool {
+    worker.get_json("/leader")["elections"][election]["this_worker_leads"] == true
+}
+
+/// Waits until the workers in `observers` agree that one worker, other than `not`, leads
+/// `election` and that worker says so itself; returns its index in `workers`.
+fn wait_for_new_leader(
+    workers: &[Worker],
+    observers: &[usize],
+    election: &str,
+    not: Option<usize>,
+    deadline: Duration,
+) -> usize {
+    let mut found = None;
+    wait_until(
+        deadline,
+        &format!("a new leader of {election} (not {not:?})"),
+        || {
+            let views: BTreeSet<Option<u16>> = observers
+                .iter()
+                .map(|&i| leader_port(&workers[i], election))
+                .collect();
+            let [Some(port)] = views.into_iter().collect::<Vec<_>>()[..] else {
+                return false;
+            };
+            let Some(index) = workers.iter().position(|w| w.port == port) else {
+                return false;
+            };
+            if Some(index) == not
+                || !observers.contains(&index)
+                || !leads(&workers[index], election)
+            {
+                return false;
+            }
+            found = Some(index);
+            true
+        },
+    );
+    found.unwrap()
+}
+
+/// Waits until `worker` ran its leader timer `timer` twice more: it acts, not only leads.
+fn wait_for_ticks(worker: &Worker, timer: &str) {
+    let runs = |w: &Worker| {
+        w.get_json("/stats")["timers"][timer]["runs"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = runs(worker);
+    wait_until(
+        Duration::from_secs(10),
+        &format!("two ticks of {timer} on the new leader"),
+        || runs(worker) >= before + 2,
+    );
+}
+
+/// One record a leader timer sent: which worker, under which epoch, when it was produced.
+#[derive(Debug, Clone)]
+struct Tick {
+    worker: String,
+    epoch: i64,
+    timestamp_ms: i64,
+}
+
+fn read_ticks(topic: &str, until: impl Fn(&[Tick]) -> bool) -> Vec<Tick> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", common::broker())
+        .set("group.id", common::unique_name("ticks"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut ticks = Vec::new();
+    let start = Instant::now();
+    while !until(&ticks) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "reading {topic}: got {} ticks",
+            ticks.len()
+        );
+        let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let epoch = message
+            .headers()
+            .and_then(|h| {
+                h.iter()
+                    .find(|h| h.key == "faust-rs-epoch")
+                    .and_then(|h| h.value)
+            })
+            .map(|v| String::from_utf8_lossy(v).parse::<i64>().unwrap())
+            .unwrap_or_else(|| {
+                panic!(
+                    "a leader tick without an epoch header at offset {}",
+                    message.offset()
+                )
+            });
+        ticks.push(Tick {
+            worker: String::from_utf8_lossy(message.payload().unwrap())
+                .trim_matches('"')
+                .to_string(),
+            epoch,
+            timestamp_ms: message.timestamp().to_millis().unwrap(),
+        });
+    }
+    ticks
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// In log order, epochs never go backwards and each term belongs to one worker.
+fn assert_one_leader_per_term(ticks: &[Tick]) {
+    let mut owner: BTreeMap<i64, &str> = BTreeMap::new();
+    for pair in ticks.windows(2) {
+        assert!(
+            pair[1].epoch >= pair[0].epoch,
+            "epoch went backwards: {pair:?}"
+        );
+    }
+    for tick in ticks {
+        let first = owner.entry(tick.epoch).or_insert(&tick.worker);
+        assert_eq!(
+            *first, tick.worker,
+            "two workers ticked in epoch {}",
+            tick.epoch
+        );
+    }
+}
+
+fn ticking_app(scratch: &Scratch, id: &str, out: &str) -> std::path::PathBuf {
+    scratch.app(
+        "ticks.toml",
+        &format!(
+            r#"
+[app]
+id = "{id}"
+broker = "@BROKER@"
+topic_partitions = 2
+session_timeout = 3.0
+heartbeat_interval = 0.5
+
+[[topics]]
+name = "{out}"
+partitions = 1
+
+[[agents]]
+name = "idle"
+body = '''value'''
+
+[[timers]]
+name = "stamp"
+interval = 0.2
+on_leader = true
+body = '''send("{out}", worker_id());'''
+"#
+        ),
+    )
+}
+
+fn worker_id(worker: &Worker) -> String {
+    worker.get_json("/")["worker"].as_str().unwrap().to_string()
+}
+
+/// Stand-down by USR2 and by `leader --stand-down`, KILL of the leader, and a leader paused
+/// longer than the session timeout: after each, another worker leads under a newer epoch, and
+/// across the whole drill no two workers ever acted in one term, nor did a term come back.
+#[test]
+fn failovers_keep_exactly_one_leader_per_epoch() {
+    let scratch = Scratch::new("failover");
+    let id = common::unique_name("failover");
+    let out = format!("{id}-ticks");
+    let app = ticking_app(&scratch, &id, &out);
+    let mut workers: Vec<Worker> = (0..4).map(|_| Worker::start(&scratch, &app, &[])).collect();
+    for worker in &mut workers {
+        worker.wait_ready(READY);
+    }
+    let ids: Vec<String> = workers.iter().map(worker_id).collect();
+    let mut alive: Vec<usize> = (0..workers.len()).collect();
+
+    let first = wait_for_new_leader(&workers, &alive, "leader", None, READY);
+    wait_for_ticks(&workers[first], "stamp");
+    workers[first].signal("USR2");
+    let second = wait_for_new_leader(
+        &workers,
+        &alive,
+        "leader",
+        Some(first),
+        Duration::from_secs(20),
+    );
+    wait_for_ticks(&workers[second], "stamp");
+
+    let stand_down = Command::new(common::binary())
+        .arg("-A")
+        .arg(&app)
+        .args([
+            "leader",
+            "--stand-down",
+            "--web-port",
+            &workers[second].port.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        stand_down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stand_down.stderr)
+    );
+    assert!(String::from_utf8_lossy(&stand_down.stdout).contains("\"stood_down\":[\"leader\"]"));
+    let third = wait_for_new_leader(
+        &workers,
+        &alive,
+        "leader",
+        Some(second),
+        Duration::from_secs(20),
+    );
+    wait_for_ticks(&workers[third], "stamp");
+
+    workers[third].signal("KILL");
+    workers[third].wait_exit(Duration::from_secs(5));
+    alive.retain(|&i| i != third);
+    let fourth = wait_for_new_leader(
+        &workers,
+        &alive,
+        "leader",
+        Some(third),
+        Duration::from_secs(20),
+    );
+    wait_for_ticks(&workers[fourth], "stamp");
+
+    // Pause the leader for longer than the session timeout (3 s).
+    let paused_epoch = epoch_seen_by(&workers[fourth], "leader").unwrap();
+    workers[fourth].signal("STOP");
+    let observers: Vec<usize> = alive.iter().copied().filter(|&i| i != fourth).collect();
+    let fifth = wait_for_new_leader(
+        &workers,
+        &observers,
+        "leader",
+        Some(fourth),
+        Duration::from_secs(20),
+    );
+    let resumed_at = now_ms();
+    workers[fourth].signal("CONT");
+    wait_until(
+        Duration::from_secs(20),
+        "the resumed worker notices it lost its term",
+        || {
+            workers[fourth]
+                .log_text()
+                .contains(&format!("lost its term (epoch {paused_epoch})"))
+        },
+    );
+    assert!(!leads(&workers[fourth], "leader"));
+    let fifth_epoch = epoch_seen_by(&workers[fifth], "leader").unwrap();
+    assert!(fifth_epoch > paused_epoch);
+
+    // Read every tick up to a few from the last leader after the resumption.
+    let last = ids[fifth].clone();
+    let ticks = read_ticks(&out, |ticks| {
+        ticks
+            .iter()
+            .filter(|t| t.worker == last && t.timestamp_ms > resumed_at + 1_000)
+            .count()
+            >= 3
+    });
+    assert_one_leader_per_term(&ticks);
+    let terms: Vec<(i64, &str)> = ticks
+        .iter()
+        .map(|t| (t.epoch, t.worker.as_str()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    eprintln!("terms seen: {terms:?}");
+    let leaders_in_order: Vec<&str> = terms.iter().map(|(_, w)| *w).collect();
+    for (index, expected) in [first, second, third, fourth, fifth].iter().enumerate() {
+        assert!(
+            leaders_in_order.contains(&ids[*expected].as_str()),
+            "leader #{index} ({}) never ticked: {terms:?}",
+            ids[*expected]
+        );
+    }
+    let stale: Vec<&Tick> = ticks
+        .iter()
+        .filter(|t| {
+            t.worker == ids[fourth] && t.epoch == paused_epoch && t.timestamp_ms > resumed_at
+        })
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "the paused leader ticked after it resumed: {stale:?}"
+    );
+}
+
+/// Workers joining and leaving (and the agent rebalances they cause) never move leadership.
+#[test]
+fn joins_and_leaves_of_other_workers_do_not_move_the_leader() {
+    let scratch = Scratch::new("sticky");
+    let id = common::unique_name("sticky");
+    let out = format!("{id}-ticks");
+    let app = ticking_app(&scratch, &id, &out);
+    let mut workers = vec![
+        Worker::start(&scratch, &app, &[]),
+        Worker::start(&scratch, &app, &[]),
+    ];
+    for worker in &mut workers {
+        worker.wait_ready(READY);
+    }
+    let leader = wait_for_new_leader(&workers, &[0, 1], "leader", None, READY);
+    let epoch = epoch_seen_by(&workers[leader], "leader").unwrap();
+    let rebalances_before = workers[leader].get_json("/stats")["rebalances"]
+        .as_u64()
+        .unwrap();
+
+    for _round in 0..5 {
+        let mut guests: Vec<Worker> = (0..4).map(|_| Worker::start(&scratch, &app, &[])).collect();
+        for guest in &mut guests {
+            guest.wait_ready(READY);
+        }
+        for guest in &guests {
+            guest.signal("TERM");
+        }
+        for guest in &mut guests {
+            assert_eq!(
+                guest.wait_exit(Duration::from_secs(30)).code(),
+                Some(0),
+                "{}",
+                guest.log_text()
+            );
+        }
+        assert!(
+            leads(&workers[leader], "leader"),
+            "leadership moved during the joins and leaves"
+        );
+        assert_eq!(epoch_seen_by(&workers[leader], "leader"), Some(epoch));
+    }
+    let rebalances_after = workers[leader].get_json("/stats")["rebalances"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        rebalances_after > rebalances_before,
+        "the agents' group should have rebalanced"
+    );
+
+    let shown = Command::new(common::binary())
+        .arg("-A")
+        .arg(&app)
+        .args(["leader", "--json-output"])
+        .output()
+        .unwrap();
+    assert!(shown.status.success());
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["epoch"], epoch, "{shown}");
+    assert_eq!(shown["worker"], worker_id(&workers[leader]).as_str());
+}
+
+/// `--no-candidate` workers never lead; two elections each have their own leader, and standing
+/// down from one moves only that one.
+#[test]
+fn non_candidates_never_lead_and_elections_are_independent() {
+    let scratch = Scratch::new("elections");
+    let id = common::unique_name("elections");
+    let out = format!("{id}-ticks");
+    let app = scratch.app(
+        "two.toml",
+        &format!(
+            r#"
+[app]
+id = "{id}"
+broker = "@BROKER@"
+session_timeout = 3.0
+heartbeat_interval = 0.5
+
+[[topics]]
+name = "{out}"
+partitions = 1
+
+[[elections]]
+name = "crawl"
+
+[[elections]]
+name = "report"
+
+[[timers]]
+name = "crawl_tick"
+interval = 0.3
+election = "crawl"
+body = '''send("{out}", worker_id());'''
+
+[[timers]]
+name = "report_tick"
+interval = 0.3
+election = "report"
+body = '''send("{out}", worker_id());'''
+"#
+        ),
+    );
+    let mut bystander = Worker::start(&scratch, &app, &["--no-candidate"]);
+    bystander.wait_ready(READY);
+    let mut workers = vec![Worker::start(&scratch, &app, &[])];
+    workers[0].wait_ready(READY);
+    wait_until(READY, "the first candidate leads both elections", || {
+        leads(&workers[0], "crawl") && leads(&workers[0], "report")
+    });
+    workers.push(Worker::start(&scratch, &app, &[]));
+    workers[1].wait_ready(READY);
+
+    let stand_down = Command::new(common::binary())
+        .arg("-A")
+        .arg(&app)
+        .args([
+            "leader",
+            "--stand-down",
+            "--election",
+            "crawl",
+            "--web-port",
+            &workers[0].port.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        stand_down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stand_down.stderr)
+    );
+    wait_until(
+        Duration::from_secs(20),
+        "crawl moves to the second worker, report stays",
+        || leads(&workers[1], "crawl") && leads(&workers[0], "report"),
+    );
+    assert_eq!(leader_port(&bystander, "crawl"), Some(workers[1].port));
+    assert_eq!(leader_port(&bystander, "report"), Some(workers[0].port));
+    for election in ["crawl", "report"] {
+        assert!(!leads(&bystander, election));
+        assert_eq!(
+            bystander.get_json("/leader")["elections"][election]["candidate"],
+            false
+        );
+    }
+    let stats = bystander.get_json("/stats");
+    assert_eq!(stats["timers"]["crawl_tick"]["runs"], 0, "{stats}");
+    assert_eq!(stats["timers"]["report_tick"]["runs"], 0, "{stats}");
+}
+
+fn count(path: &Path, needle: &str) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .matches(needle)
+        .count()
+}
+
+/// The seed tutorial as written: three workers of configs/leader.toml differing only in
+/// --web-port; one publishes about every 2 s and the greetings are printed; INT the leader
+/// and another takes over; down to the last worker there is always exactly one publisher.
+#[test]
+fn tutorial_has_exactly_one_publisher_down_to_the_last_worker() {
+    let scratch = Scratch::new("tutorial");
+    let id = common::unique_name("leader-example");
+    let original =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/leader.toml"))
+            .unwrap();
+    let toml = original
+        .replacen("id = \"leader-example\"", &format!("id = \"{id}\""), 1)
+        .replacen("kafka://localhost:9092", "@BROKER@", 1);
+    assert!(
+        toml.contains(&id) && toml.contains("@BROKER@"),
+        "configs/leader.toml changed shape"
+    );
+    let app = scratch.app("leader.toml", &toml);
+    let mut workers: Vec<Worker> = (0..3).map(|_| Worker::start(&scratch, &app, &[])).collect();
+    for worker in &mut workers {
+        worker.wait_ready(READY);
+    }
+    let mut alive: Vec<usize> = vec![0, 1, 2];
+    let publishing = |w: &Worker| count(&w.stdout, "PUBLISHING ON LEADER!");
+    while !alive.is_empty() {
+        let leader = wait_for_new_leader(&workers, &alive, "leader", None, READY);
+        // Two more ticks from the leader, and none from anyone else meanwhile.
+        let before: Vec<usize> = workers.iter().map(publishing).collect();
+        wait_until(Duration::from_secs(10), "two ticks of the leader", || {
+            publishing(&workers[leader]) >= before[leader] + 2
+        });
+        for &other in alive.iter().filter(|&&i| i != leader) {
+            assert_eq!(
+                publishing(&workers[other]),
+                before[other],
+                "worker {other} published while {leader} led"
+            );
+        }
+        workers[leader].signal("INT");
+        assert_eq!(
+            workers[leader].wait_exit(Duration::from_secs(30)).code(),
+            Some(0)
+        );
+        alive.retain(|&i| i != leader);
+    }
+    let published: usize = workers.iter().map(publishing).sum();
+    let greetings: usize = workers
+        .iter()
+        .map(|w| {
+            std::fs::read_to_string(&w.stdout)
+                .unwrap()
+                .lines()
+                .filter(|l| l.parse::<f64>().is_ok())
+                .count()
+        })
+        .sum();
+    assert!(published >= 6, "published {published}");
+    // Each tick sent one greeting; the last few may still have been in flight at the end.
+    assert!(
+        greetings + 3 >= published,
+        "{greetings} greetings for {published} ticks"
+    );
+}
