@@ -57,6 +57,20 @@ impl OffsetTracker {
         state.next = Some(state.next.map_or(offset + 1, |n| n.max(offset + 1)));
     }
 
+    /// Records an event that was dispatched and finished at once (nothing to wait for): one
+    /// step instead of [`OffsetTracker::dispatched`] then [`OffsetTracker::finished`].
+    pub fn completed(&mut self, tp: &TopicPartition, offset: i64) {
+        if let Some(state) = self.partitions.get_mut(tp) {
+            state.next = Some(state.next.map_or(offset + 1, |n| n.max(offset + 1)));
+        } else {
+            let state = PartitionState {
+                next: Some(offset + 1),
+                ..PartitionState::default()
+            };
+            self.partitions.insert(tp.clone(), state);
+        }
+    }
+
     /// Records that the event at `offset` finished. Events of partitions no longer owned
     /// (revoked while in flight) are ignored: their new owner processes them again.
     pub fn finished(&mut self, tp: &TopicPartition, offset: i64) {
@@ -158,6 +172,17 @@ mod tests {
         tracker.finished(&tp(0), 7);
         assert_eq!(tracker.in_flight(), 0);
         assert_eq!(tracker.take_commits(None), vec![]);
+    }
+
+    #[test]
+    fn completed_events_move_the_position_but_never_past_one_in_flight() {
+        let mut tracker = OffsetTracker::default();
+        tracker.completed(&tp(0), 0);
+        tracker.dispatched(&tp(0), 1);
+        tracker.completed(&tp(0), 2);
+        assert_eq!(tracker.take_commits(None), vec![(tp(0), 1)]);
+        tracker.finished(&tp(0), 1);
+        assert_eq!(tracker.take_commits(None), vec![(tp(0), 3)]);
     }
 
     #[test]

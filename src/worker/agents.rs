@@ -4,7 +4,7 @@
 //! once those records are acknowledged. Offsets are committed in batches, and for partitions
 //! being revoked, before they are given up.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,7 +21,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use crate::app::{Agent, App, ErrorPolicy};
 use crate::codec;
 use crate::kafka::{OffsetTracker, TopicPartition};
-use crate::script::{Event, Host, ScriptEngine};
+use crate::script::{Event, Host, OutgoingRecord, ScriptEngine};
 use crate::worker::sender::{Pending, Sender};
 use crate::worker::state::WorkerState;
 
@@ -177,6 +177,8 @@ pub struct Agents {
     tracker: Arc<Mutex<OffsetTracker>>,
     /// topic -> indexes into `app.agents` of the agents that consume it.
     by_topic: HashMap<String, Vec<usize>>,
+    /// Topics whose agents all have `concurrency = 1`: processed without copying records.
+    inline_topics: HashSet<String>,
     /// One per agent: bounds its concurrent evaluations to `concurrency`.
     permits: Vec<Arc<Semaphore>>,
     /// Raised by the first fatal failure.
@@ -207,6 +209,11 @@ impl Agents {
         for (index, agent) in app.agents.iter().enumerate() {
             by_topic.entry(agent.topic.clone()).or_default().push(index);
         }
+        let inline_topics = by_topic
+            .iter()
+            .filter(|(_, agents)| agents.iter().all(|&i| app.agents[i].concurrency <= 1))
+            .map(|(topic, _)| topic.clone())
+            .collect();
         let permits = app
             .agents
             .iter()
@@ -221,6 +228,7 @@ impl Agents {
             consumer: Arc::new(consumer),
             tracker,
             by_topic,
+            inline_topics,
             permits,
             failure: watch::channel(None).0,
             commit_now: Arc::new(Notify::new()),
@@ -260,13 +268,18 @@ impl Agents {
             };
             match message {
                 Ok(message) => {
-                    // Copy what processing needs and release the borrowed message before
-                    // awaiting: it points into librdkafka's buffers and is not Send.
-                    let Some(record) = self.take(&message) else {
+                    if !self.by_topic.contains_key(message.topic()) {
                         continue;
-                    };
-                    drop(message);
-                    self.dispatch(record).await;
+                    }
+                    if self.inline_topics.contains(message.topic()) {
+                        self.process_inline(message).await;
+                    } else {
+                        // Copy what processing needs and release the borrowed message before
+                        // awaiting: it points into librdkafka's buffers and is not Send.
+                        let record = self.take(&message);
+                        drop(message);
+                        self.dispatch(record).await;
+                    }
                     finished_since_commit += 1;
                     if finished_since_commit >= self.app.commit_every {
                         finished_since_commit = 0;
@@ -278,32 +291,54 @@ impl Agents {
         }
     }
 
-    /// Copies a consumed record out of librdkafka's buffers, if an agent consumes its topic.
-    fn take(&self, message: &BorrowedMessage<'_>) -> Option<(TopicPartition, i64, Arc<RawRecord>)> {
-        if !self.by_topic.contains_key(message.topic()) {
-            return None;
-        }
+    /// Copies a consumed record out of librdkafka's buffers.
+    fn take(&self, message: &BorrowedMessage<'_>) -> (TopicPartition, i64, Arc<RawRecord>) {
         let tp = TopicPartition::new(message.topic(), message.partition());
-        let headers: Vec<(String, Vec<u8>)> = message
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| {
-                        (
-                            h.key.to_string(),
-                            h.value.map(<[u8]>::to_vec).unwrap_or_default(),
-                        )
-                    })
-                    .collect()
+        (tp, message.offset(), Arc::new(RawRecord::of(message)))
+    }
+
+    /// The common case, agents with `concurrency = 1`: bodies run right here, on the borrowed
+    /// message, without copying it. Only records that send something (or fail) are tracked
+    /// as in flight.
+    async fn process_inline(self: &Arc<Self>, message: BorrowedMessage<'_>) {
+        let tp = TopicPartition::new(message.topic(), message.partition());
+        let offset = message.offset();
+        let agents = &self.by_topic[&tp.topic];
+        let headers = headers_of(&message);
+        let outcomes: Vec<(usize, Result<Vec<OutgoingRecord>, String>)> = agents
+            .iter()
+            .map(|&index| {
+                let agent = &self.app.agents[index];
+                let event = event(
+                    agent,
+                    &tp,
+                    offset,
+                    message.key(),
+                    message.payload(),
+                    headers.clone(),
+                    message.timestamp().to_millis(),
+                );
+                (index, self.evaluate(index, event))
             })
-            .unwrap_or_default();
-        let raw = RawRecord {
-            key: message.key().map(<[u8]>::to_vec),
-            value: message.payload().map(<[u8]>::to_vec),
-            headers,
-            timestamp: message.timestamp().to_millis(),
-        };
-        Some((tp, message.offset(), Arc::new(raw)))
+            .collect();
+        if outcomes
+            .iter()
+            .all(|(_, outcome)| outcome.as_ref().is_ok_and(Vec::is_empty))
+        {
+            self.tracker.lock().unwrap().completed(&tp, offset);
+            return;
+        }
+        let raw = RawRecord::of(&message);
+        drop(message);
+        self.tracker.lock().unwrap().dispatched(&tp, offset);
+        let mut work = Vec::new();
+        for (index, outcome) in outcomes {
+            work.extend(match outcome {
+                Ok(records) => self.deliver(index, &tp, offset, &raw, records).await,
+                Err(reason) => self.on_failure(index, &tp, offset, &raw, reason).await,
+            });
+        }
+        self.finish_when_done(tp, offset, work);
     }
 
     /// Hands one record to every agent of its topic.
@@ -399,8 +434,8 @@ impl Agents {
         });
     }
 
-    /// Runs agent `index` on one record; returns the deliveries to await before the offset is
-    /// finished.
+    /// Runs agent `index` on one record copied out of librdkafka; returns the deliveries to
+    /// await before the offset is finished.
     async fn process(
         &self,
         index: usize,
@@ -409,25 +444,54 @@ impl Agents {
         raw: &RawRecord,
     ) -> Vec<PendingWork> {
         let agent = &self.app.agents[index];
-        let counters = self.state.agent(&agent.name);
-        counters.events_in.fetch_add(1, Ordering::Relaxed);
-        let outcome = decode(agent, tp, offset, raw).and_then(|event| {
-            agent
-                .body
-                .script
-                .run(&self.engine, self.host.as_ref(), Some(&event))
-                .map_err(|e| e.to_string())
-        });
-        let records = match outcome {
-            Ok(outcome) => {
-                let mut records = outcome.sends;
-                if let Some(result) = outcome.result {
-                    records.extend(self.sender.sink_records(&agent.sinks, &result));
-                }
-                records
-            }
-            Err(reason) => return self.on_failure(index, tp, offset, raw, reason).await,
-        };
+        let event = event(
+            agent,
+            tp,
+            offset,
+            raw.key.as_deref(),
+            raw.value.as_deref(),
+            raw.headers.clone(),
+            raw.timestamp,
+        );
+        match self.evaluate(index, event) {
+            Ok(records) => self.deliver(index, tp, offset, raw, records).await,
+            Err(reason) => self.on_failure(index, tp, offset, raw, reason).await,
+        }
+    }
+
+    /// Runs agent `index`'s body on a decoded event: the records to send (what the body sent,
+    /// then its result for each sink), or why it failed.
+    fn evaluate(
+        &self,
+        index: usize,
+        event: Result<Event, String>,
+    ) -> Result<Vec<OutgoingRecord>, String> {
+        let agent = &self.app.agents[index];
+        self.state
+            .agent(&agent.name)
+            .events_in
+            .fetch_add(1, Ordering::Relaxed);
+        let outcome = agent
+            .body
+            .script
+            .run(&self.engine, self.host.as_ref(), Some(&event?))
+            .map_err(|e| e.to_string())?;
+        let mut records = outcome.sends;
+        if let Some(result) = outcome.result {
+            records.extend(self.sender.sink_records(&agent.sinks, &result));
+        }
+        Ok(records)
+    }
+
+    /// Produces what agent `index` sent for a record; the deliveries to await.
+    async fn deliver(
+        &self,
+        index: usize,
+        tp: &TopicPartition,
+        offset: i64,
+        raw: &RawRecord,
+        records: Vec<OutgoingRecord>,
+    ) -> Vec<PendingWork> {
         let mut pending = Vec::with_capacity(records.len());
         for record in &records {
             match self.sender.send(record, &[]).await {
@@ -435,10 +499,8 @@ impl Agents {
                     agent: index,
                     pending: p,
                 }),
-                Err(reason) => {
-                    // An unencodable result is the body's fault: the error policy decides.
-                    return self.on_failure(index, tp, offset, raw, reason).await;
-                }
+                // An unencodable result is the body's fault: the error policy decides.
+                Err(reason) => return self.on_failure(index, tp, offset, raw, reason).await,
             }
         }
         pending
@@ -583,19 +645,23 @@ enum PendingWork {
     Never,
 }
 
-fn decode(
+/// Decodes a record with the agent's serializers into the event its body sees.
+fn event(
     agent: &Agent,
     tp: &TopicPartition,
     offset: i64,
-    raw: &RawRecord,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: Vec<(String, Vec<u8>)>,
+    timestamp: Option<i64>,
 ) -> Result<Event, String> {
-    let key = codec::decode(agent.key_serializer, raw.key.as_deref()).map_err(|e| {
+    let key = codec::decode(agent.key_serializer, key).map_err(|e| {
         format!(
             "undecodable key ({} serializer): {e}",
             agent.key_serializer.name()
         )
     })?;
-    let value = codec::decode(agent.value_serializer, raw.value.as_deref()).map_err(|e| {
+    let value = codec::decode(agent.value_serializer, value).map_err(|e| {
         format!(
             "undecodable value ({} serializer): {e}",
             agent.value_serializer.name()
@@ -607,7 +673,35 @@ fn decode(
         topic: tp.topic.clone(),
         partition: tp.partition,
         offset,
-        timestamp: raw.timestamp,
-        headers: raw.headers.clone(),
+        timestamp,
+        headers,
     })
+}
+
+/// A record's headers, owned (values of null headers become empty).
+fn headers_of(message: &BorrowedMessage<'_>) -> Vec<(String, Vec<u8>)> {
+    message
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| {
+                    (
+                        h.key.to_string(),
+                        h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl RawRecord {
+    fn of(message: &BorrowedMessage<'_>) -> RawRecord {
+        RawRecord {
+            key: message.key().map(<[u8]>::to_vec),
+            value: message.payload().map(<[u8]>::to_vec),
+            headers: headers_of(message),
+            timestamp: message.timestamp().to_millis(),
+        }
+    }
 }
