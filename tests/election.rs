@@ -546,3 +546,92 @@ fn tutorial_has_exactly_one_publisher_down_to_the_last_worker() {
         "{greetings} greetings for {published} ticks"
     );
 }
+
+/// An agent told to `drop_stale_epochs` skips records whose epoch header is older than the
+/// newest it has seen, and processes the rest (and records without the header).
+#[test]
+fn agents_can_drop_records_of_stale_terms() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    let scratch = Scratch::new("stale");
+    let id = common::unique_name("stale");
+    let out = format!("{id}-out");
+    let app = scratch.app(
+        "stale.toml",
+        &format!(
+            r#"
+[app]
+id = "{id}"
+broker = "@BROKER@"
+topic_partitions = 1
+value_serializer = "raw"
+
+[[topics]]
+name = "{out}"
+partitions = 1
+value_serializer = "raw"
+
+[[agents]]
+name = "fenced"
+sink = ["{out}"]
+drop_stale_epochs = true
+body = '''value'''
+"#
+        ),
+    );
+    let mut worker = Worker::start(&scratch, &app, &["--no-candidate"]);
+    worker.wait_ready(READY);
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", common::broker())
+        .create()
+        .unwrap();
+    let sends = [
+        ("a", Some("5")),
+        ("b", Some("3")),
+        ("c", None),
+        ("d", Some("5")),
+        ("e", Some("7")),
+        ("f", Some("6")),
+    ];
+    let topic = format!("{id}-fenced");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            for (value, epoch) in sends {
+                let mut record = FutureRecord::<(), _>::to(&topic).payload(value);
+                if let Some(epoch) = epoch {
+                    record = record.headers(OwnedHeaders::new().insert(Header {
+                        key: "faust-rs-epoch",
+                        value: Some(epoch),
+                    }));
+                }
+                producer
+                    .send(record, Duration::from_secs(10))
+                    .await
+                    .unwrap();
+            }
+        });
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", common::broker())
+        .set("group.id", common::unique_name("stale-reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&out]).unwrap();
+    let mut processed = Vec::new();
+    let start = Instant::now();
+    while processed.len() < 4 && start.elapsed() < Duration::from_secs(30) {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            processed.push(String::from_utf8_lossy(message.payload().unwrap()).into_owned());
+        }
+    }
+    assert_eq!(processed, ["a", "c", "d", "e"]);
+    wait_until(
+        Duration::from_secs(10),
+        "both stale records counted",
+        || worker.get_json("/stats")["agents"]["fenced"]["events_stale"] == 2,
+    );
+}

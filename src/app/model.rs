@@ -194,6 +194,8 @@ pub struct Agent {
     pub concurrency: u32,
     pub sinks: Vec<Sink>,
     pub on_error: ErrorPolicy,
+    /// Skip events whose leader epoch is older than the newest seen.
+    pub drop_stale_epochs: bool,
     /// The `help` key, or the body's first comment line, or empty.
     pub help: String,
     pub body: Body,

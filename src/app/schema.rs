@@ -146,6 +146,11 @@ pub struct AgentDef {
     pub on_error: Option<OnError>,
     /// Topic for `on_error = "dead-letter"`. Default: `{app id}-{name}-dead-letter`.
     pub dead_letter_topic: Option<Spanned<String>>,
+    /// Drop events sent by a stale leader: an event whose `faust-rs-epoch` header is older
+    /// than the newest epoch this agent has seen (in events or in the default election) is
+    /// skipped and counted, not processed. Events without the header are always processed.
+    /// Default: false.
+    pub drop_stale_epochs: Option<bool>,
     /// One line shown by `faust-rs agents`. Default: the body's first comment line.
     pub help: Option<String>,
     /// The Rhai body, inline. Exactly one of `body` and `file`.

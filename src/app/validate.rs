@@ -255,6 +255,7 @@ pub(crate) fn validate(report: &mut Report<'_>, raw: RawApp) -> Option<(App, Scr
         ErrorPolicy,
         String,
         Option<usize>,
+        bool,
     );
     let mut agents_raw: Vec<AgentParts> = Vec::new();
     for entry in agent_defs {
@@ -398,6 +399,7 @@ pub(crate) fn validate(report: &mut Report<'_>, raw: RawApp) -> Option<(App, Scr
             policy,
             help,
             body,
+            def.drop_stale_epochs.unwrap_or(false),
         ));
     }
 
@@ -540,10 +542,21 @@ pub(crate) fn validate(report: &mut Report<'_>, raw: RawApp) -> Option<(App, Scr
     let mut take = |i: Option<usize>| i.and_then(|i| compiled.get_mut(i).and_then(Option::take));
 
     let mut agents = Vec::new();
-    for (name, topic, key_serializer, value_serializer, concurrency, sinks, on_error, help, body) in
-        agents_raw
+    for (
+        name,
+        topic,
+        key_serializer,
+        value_serializer,
+        concurrency,
+        sinks,
+        on_error,
+        help,
+        body,
+        drop_stale_epochs,
+    ) in agents_raw
     {
         agents.push(Agent {
+            drop_stale_epochs,
             name,
             topic,
             key_serializer,

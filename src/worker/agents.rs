@@ -467,14 +467,32 @@ impl Agents {
         event: Result<Event, String>,
     ) -> Result<Vec<OutgoingRecord>, String> {
         let agent = &self.app.agents[index];
-        self.state
-            .agent(&agent.name)
-            .events_in
-            .fetch_add(1, Ordering::Relaxed);
+        let counters = self.state.agent(&agent.name);
+        counters.events_in.fetch_add(1, Ordering::Relaxed);
+        let event = event?;
+        if agent.drop_stale_epochs
+            && let Some(epoch) = event.epoch()
+        {
+            // Fencing on the consumer side: a record from a term older than one already seen
+            // (here, or announced in the default election) comes from a leader that lost.
+            let newest = counters.newest_epoch.fetch_max(epoch, Ordering::Relaxed);
+            let newest = newest.max(self.host.leader_epoch().unwrap_or(-1));
+            if epoch < newest {
+                counters.events_stale.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    "agent {} topic {} partition {} offset {}: epoch {epoch} is older than {newest}; skipped",
+                    agent.name,
+                    event.topic,
+                    event.partition,
+                    event.offset
+                );
+                return Ok(Vec::new());
+            }
+        }
         let outcome = agent
             .body
             .script
-            .run(&self.engine, self.host.as_ref(), Some(&event?))
+            .run(&self.engine, self.host.as_ref(), Some(&event))
             .map_err(|e| e.to_string())?;
         let mut records = outcome.sends;
         if let Some(result) = outcome.result {

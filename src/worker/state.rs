@@ -23,6 +23,10 @@ pub struct AgentCounters {
     pub events_failed: AtomicU64,
     /// Failed events written to the dead-letter topic.
     pub dead_lettered: AtomicU64,
+    /// Events skipped as sent by a stale leader (`drop_stale_epochs`).
+    pub events_stale: AtomicU64,
+    /// The newest leader epoch seen in this agent's events (epochs start at 0).
+    pub newest_epoch: std::sync::atomic::AtomicI64,
 }
 
 /// Counters of one timer.
@@ -137,6 +141,7 @@ impl WorkerState {
                         events_out: load(&c.events_out),
                         events_failed: load(&c.events_failed),
                         dead_lettered: load(&c.dead_lettered),
+                        events_stale: load(&c.events_stale),
                     };
                     (name.clone(), stats)
                 })
@@ -164,6 +169,7 @@ pub struct AgentStats {
     pub events_out: u64,
     pub events_failed: u64,
     pub dead_lettered: u64,
+    pub events_stale: u64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -222,7 +228,7 @@ impl StatsSnapshot {
             vec![(String::new(), self.commits as f64)],
         );
         type Field = fn(&AgentStats) -> u64;
-        let agent_fields: [(&str, &str, Field); 4] = [
+        let agent_fields: [(&str, &str, Field); 5] = [
             (
                 "agent_events_in_total",
                 "Events handed to the agent's body.",
@@ -242,6 +248,11 @@ impl StatsSnapshot {
                 "agent_dead_lettered_total",
                 "Failed events written to the dead-letter topic.",
                 |s| s.dead_lettered,
+            ),
+            (
+                "agent_events_stale_total",
+                "Events skipped as sent by a stale leader.",
+                |s| s.events_stale,
             ),
         ];
         for (name, help, field) in agent_fields {
