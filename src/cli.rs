@@ -112,6 +112,12 @@ pub struct WorkerArgs {
     #[arg(long, env = "FAUST_RS_WEB_HOST")]
     pub web_host: Option<String>,
 
+    /// Static membership of the agents' group (`group.instance.id`): a worker restarted
+    /// within the session timeout gets its partitions back without a rebalance. `auto` makes
+    /// one and keeps it in the data directory. Default: dynamic membership.
+    #[arg(long, value_name = "ID|auto", env = "FAUST_RS_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+
     /// Never lead: do not run for any election (the worker still runs agents and non-leader
     /// timers, and knows who leads).
     #[arg(long)]

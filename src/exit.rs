@@ -13,6 +13,9 @@ pub enum Status {
     Runtime,
     /// Bad usage or a bad app definition, detected before anything touched Kafka: 2.
     Config,
+    /// A cold shutdown (QUIT, a second TERM/INT, or a warm shutdown past its deadline): the
+    /// worker left events unfinished, which their next owner processes again: 3.
+    Cold,
 }
 
 impl Status {
@@ -21,6 +24,7 @@ impl Status {
             Status::Clean => 0,
             Status::Runtime => 1,
             Status::Config => 2,
+            Status::Cold => 3,
         }
     }
 }

@@ -46,14 +46,24 @@ pub fn run(cli: Cli) -> Result<Status> {
                 datadir: cli.global.datadir.clone(),
                 shutdown_timeout: std::time::Duration::from_secs_f64(args.shutdown_timeout),
                 candidate: !args.no_candidate,
+                instance_id: args.instance_id,
             };
-            runtime()?.block_on(async {
+            let runtime = runtime()?;
+            let status = runtime.block_on(async {
                 let requests = worker::signals::listen()
                     .map_err(|e| Fatal::runtime(format!("cannot install signal handlers: {e}")))?;
                 let app = std::sync::Arc::new(loaded.app);
                 let engine = std::sync::Arc::new(loaded.engine);
                 worker::run::run(app, engine, options, requests).await
-            })
+            });
+            // Whatever is still running was abandoned on purpose (a cold shutdown): don't wait
+            // for it. A warm shutdown has already finished, committed and left.
+            if let Ok(Status::Cold) = status {
+                // Not even for librdkafka's handles to close: their new owners take over.
+                std::process::exit(i32::from(Status::Cold.code()));
+            }
+            runtime.shutdown_background();
+            status
         }
         Command::Send(args) => {
             let loaded = commands::load_app(&cli.global)?;

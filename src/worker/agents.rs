@@ -489,11 +489,13 @@ impl Agents {
                 return Ok(Vec::new());
             }
         }
+        counters.start(event.partition, event.offset);
         let outcome = agent
             .body
             .script
-            .run(&self.engine, self.host.as_ref(), Some(&event))
-            .map_err(|e| e.to_string())?;
+            .run(&self.engine, self.host.as_ref(), Some(&event));
+        counters.done();
+        let outcome = outcome.map_err(|e| e.to_string())?;
         let mut records = outcome.sends;
         if let Some(result) = outcome.result {
             records.extend(self.sender.sink_records(&agent.sinks, &result));

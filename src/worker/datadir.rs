@@ -63,7 +63,26 @@ impl DataDir {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// This directory's static group member id (`group.instance.id`), made once and kept in
+    /// the directory: a worker restarted on the same data directory is the same member, so the
+    /// group gives it its partitions back without a rebalance.
+    pub fn instance_id(&self, app_id: &str) -> Result<String, String> {
+        let path = self.path.join(INSTANCE_ID_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_string()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        }
+        let id = format!("{app_id}-{:016x}", rand::random::<u64>());
+        std::fs::write(&path, format!("{id}\n"))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        Ok(id)
+    }
 }
+
+const INSTANCE_ID_FILE: &str = "instance-id";
 
 #[cfg(test)]
 mod tests {
@@ -90,6 +109,25 @@ mod tests {
         );
         drop(first);
         DataDir::lock(&dir).expect("free again once the holder is gone");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn instance_id_is_made_once_and_kept() {
+        let dir = scratch("instance");
+        let held = DataDir::lock(&dir).unwrap();
+        let id = held.instance_id("app").unwrap();
+        assert!(
+            id.starts_with("app-") && id.len() == "app-".len() + 16,
+            "{id}"
+        );
+        assert_eq!(held.instance_id("app").unwrap(), id);
+        drop(held);
+        assert_eq!(
+            DataDir::lock(&dir).unwrap().instance_id("app").unwrap(),
+            id,
+            "kept across restarts"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod datadir;
+pub mod dump;
 pub mod leadership;
 pub mod run;
 pub mod sender;

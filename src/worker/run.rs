@@ -26,6 +26,7 @@ use crate::script::{Host, ScriptEngine};
 use crate::web;
 use crate::worker::agents::Agents;
 use crate::worker::datadir::DataDir;
+use crate::worker::dump;
 use crate::worker::leadership::{Leadership, election_topics};
 use crate::worker::sender::Sender;
 use crate::worker::signals::Request;
@@ -42,6 +43,8 @@ pub struct WorkerOptions {
     pub shutdown_timeout: Duration,
     /// Runs for the app's elections (false under `--no-candidate`).
     pub candidate: bool,
+    /// Static membership of the agents' group: an id, or `auto` (kept in the data directory).
+    pub instance_id: Option<String>,
 }
 
 /// The worker's answers to scripts' `worker_id()`, `is_leader()`, `leader_epoch()`: the
@@ -172,7 +175,10 @@ pub async fn run(
 
     let group = GroupSettings {
         group_id: app.id.clone(),
-        instance_id: None,
+        instance_id: match options.instance_id.as_deref() {
+            Some("auto") => Some(datadir.instance_id(&app.id).map_err(Fatal::runtime)?),
+            other => other.map(str::to_string),
+        },
         protocol: match app.group_protocol {
             crate::app::GroupProtocol::Classic => GroupProtocol::Classic,
             crate::app::GroupProtocol::Consumer => GroupProtocol::Consumer,
@@ -181,6 +187,16 @@ pub async fn run(
         heartbeat_interval: app.heartbeat_interval,
         max_poll_interval: app.max_poll_interval,
     };
+    let group_description = format!(
+        "{} ({} protocol, {})",
+        group.group_id,
+        app.group_protocol.name(),
+        match &group.instance_id {
+            Some(id) => format!("static member {id}"),
+            None => "dynamic member".to_string(),
+        }
+    );
+    tracing::info!("joining group {group_description}");
     let mut consumer_config = settings.consumer(&group);
     consumer_config.set("statistics.interval.ms", "5000");
     let agents = Arc::new(
@@ -246,7 +262,7 @@ pub async fn run(
     let ending = loop {
         tokio::select! {
             request = requests.recv() => match request {
-                Some(Request::Dump) => dump(&state),
+                Some(Request::Dump) => tracing::warn!("{}", dump::render(&app, &state, &group_description)),
                 Some(Request::StandDown(signal)) => {
                     let led: Vec<&str> = leadership.elections.iter().filter(|e| e.stand_down()).map(|e| e.name.as_str()).collect();
                     tracing::warn!("{signal}: standing down from {}", if led.is_empty() { "nothing (this worker leads no election)".to_string() } else { led.join(", ") });
@@ -264,7 +280,7 @@ pub async fn run(
     let cold = matches!(ending, Ending::Requested(Request::ColdShutdown(_)));
     match &ending {
         Ending::Requested(Request::WarmShutdown(signal)) => tracing::warn!(
-            "{signal}: warm shutdown (deadline {:?}; send it again to stop at once)",
+            "{signal}: warm shutdown (deadline {:?}; send TERM or INT again to stop at once)",
             options.shutdown_timeout
         ),
         Ending::Requested(Request::ColdShutdown(signal)) => {
@@ -276,59 +292,68 @@ pub async fn run(
     // Leader timers stop acting at once, whatever else shutdown still does.
     let _ = stop_tx.send(true);
     startup.abort();
-    if !cold {
-        let drain = async {
-            // Hand leadership over first: the next leader is elected while this one drains.
-            leadership.resign().await;
-            let _ = agents_task.await;
-            for task in timer_tasks {
-                let _ = task.await;
-            }
-            let _ = commit_task.await;
-            let left = agents.drain(options.shutdown_timeout).await;
-            let _ = sender.producer().flush(Duration::from_secs(5));
-            leadership.stop().await;
-            left
-        };
-        tokio::pin!(drain);
-        let interrupted = tokio::select! {
-            left = &mut drain => {
-                if left > 0 {
-                    tracing::warn!("{left} events were still in flight at the shutdown deadline; their new owner will process them again");
+    let finished_warm = !cold
+        && {
+            let drain = async {
+                // Hand leadership over first: the next leader is elected while this one drains.
+                leadership.resign().await;
+                let _ = agents_task.await;
+                for task in timer_tasks {
+                    let _ = task.await;
                 }
-                false
-            }
-            request = requests.recv() => {
-                tracing::warn!("{request:?} during warm shutdown: stopping at once");
-                true
+                let _ = commit_task.await;
+                let left = agents.drain(options.shutdown_timeout).await;
+                let _ = sender.producer().flush(Duration::from_secs(5));
+                left
+            };
+            tokio::select! {
+                left = drain => {
+                    if left > 0 {
+                        tracing::warn!("{left} events still in flight at the shutdown deadline: turning cold; their new owner will process them again");
+                    }
+                    left == 0
+                }
+                signal = next_shutdown_request(&mut requests) => {
+                    tracing::warn!("{signal} during warm shutdown: turning cold");
+                    false
+                }
             }
         };
-        if !interrupted {
-            // Leave the group now so the partitions move at once, not after the session timeout.
-            agents.consumer().unsubscribe();
-        }
+    if finished_warm {
+        leadership.stop().await;
+        // Leave the agents' group now (closing the consumer when `agents` drops sends the
+        // LeaveGroup), so its partitions move at once rather than after the session timeout.
+        agents.consumer().unsubscribe();
+    } else {
+        // Cold: no waiting on work; only hand leadership over if that is instant.
+        let _ = tokio::time::timeout(Duration::from_millis(300), leadership.resign()).await;
+        // Dropping the Kafka clients would close them politely, which takes a second or more
+        // (revocation, LeaveGroup, producer flush). A cold shutdown skips that: the process is
+        // about to exit, and the group reassigns the partitions after the session timeout.
+        std::mem::forget((agents, sender, leadership));
     }
     let _ = web_stop_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(1), web_task).await;
+    let _ = tokio::time::timeout(Duration::from_millis(200), web_task).await;
     state.ready.store(false, Ordering::Relaxed);
     match ending {
         Ending::Failed(reason) => Err(Fatal::runtime(reason)),
-        Ending::Requested(_) => Ok(Status::Clean),
+        Ending::Requested(_) if finished_warm => Ok(Status::Clean),
+        Ending::Requested(_) => Ok(Status::Cold),
+    }
+}
+
+/// Waits for the next TERM, INT or QUIT (USR1 still dumps, USR2 is moot while stopping).
+async fn next_shutdown_request(requests: &mut mpsc::UnboundedReceiver<Request>) -> &'static str {
+    loop {
+        match requests.recv().await {
+            Some(Request::WarmShutdown(signal) | Request::ColdShutdown(signal)) => return signal,
+            Some(_) => {}
+            None => std::future::pending::<()>().await,
+        }
     }
 }
 
 enum Ending {
     Requested(Request),
     Failed(String),
-}
-
-/// USR1: the worker's state, in the log.
-fn dump(state: &WorkerState) {
-    let stats = serde_json::to_string(&state.snapshot()).unwrap_or_default();
-    let assignment = format!("{:?}", state.assignment.lock().unwrap());
-    let elections = serde_json::to_string(&state.leadership()).unwrap_or_default();
-    tracing::warn!(
-        "USR1 dump: worker {} assignment {assignment} elections {elections} stats {stats}",
-        state.worker_id
-    );
 }

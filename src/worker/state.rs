@@ -27,6 +27,27 @@ pub struct AgentCounters {
     pub events_stale: AtomicU64,
     /// The newest leader epoch seen in this agent's events (epochs start at 0).
     pub newest_epoch: std::sync::atomic::AtomicI64,
+    /// The event being processed, for the USR1 dump: busy flag, partition, offset, start
+    /// (ms since the Unix epoch). With concurrency > 1, the latest one started.
+    pub busy: AtomicBool,
+    pub busy_partition: std::sync::atomic::AtomicI32,
+    pub busy_offset: std::sync::atomic::AtomicI64,
+    pub busy_since_ms: std::sync::atomic::AtomicI64,
+}
+
+impl AgentCounters {
+    /// Marks the start of an event's processing (three relaxed stores: cheap on the hot path).
+    pub fn start(&self, partition: i32, offset: i64) {
+        self.busy_partition.store(partition, Ordering::Relaxed);
+        self.busy_offset.store(offset, Ordering::Relaxed);
+        self.busy_since_ms
+            .store(crate::election::announcement::now_ms(), Ordering::Relaxed);
+        self.busy.store(true, Ordering::Relaxed);
+    }
+
+    pub fn done(&self) {
+        self.busy.store(false, Ordering::Relaxed);
+    }
 }
 
 /// Counters of one timer.
@@ -36,6 +57,11 @@ pub struct TimerCounters {
     pub failures: AtomicU64,
     /// Ticks skipped because this worker did not lead (`on_leader` timers).
     pub skipped_not_leader: AtomicU64,
+    /// For the USR1 dump: the body is running now; when it last started and when it runs
+    /// next (ms since the Unix epoch, 0 for unknown).
+    pub running: AtomicBool,
+    pub last_run_ms: std::sync::atomic::AtomicI64,
+    pub next_run_ms: std::sync::atomic::AtomicI64,
 }
 
 /// Shared state of one worker process.

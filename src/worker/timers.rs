@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::watch;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
 use crate::app::{App, Body, Schedule, Timer};
 use crate::election::Election;
+use crate::election::announcement::now_ms;
 use crate::script::{EPOCH_HEADER, Host, ScriptEngine, encode_epoch};
 use crate::worker::sender::Sender;
-use crate::worker::state::WorkerState;
+use crate::worker::state::{TimerCounters, WorkerState};
 
 /// What a timer or task body needs to run.
 #[derive(Clone)]
@@ -76,15 +77,15 @@ pub async fn run_timer(
     let timer: &Timer = &runner.app.timers[timer_index];
     let counters = state.timer(&timer.name);
     let mut next_tick = match &timer.schedule {
-        Schedule::Interval(every) => {
-            let mut ticker = tokio::time::interval_at(Instant::now() + *every, *every);
-            ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-            Ticks::Interval(ticker)
-        }
+        // Faust's semantics: the first run one interval after start.
+        Schedule::Interval(every) => Ticks::Interval {
+            next: Instant::now() + *every,
+            every: *every,
+        },
         Schedule::Cron { .. } => Ticks::Cron,
     };
     loop {
-        let wait = next_tick.wait(&timer.schedule);
+        let wait = next_tick.wait(&timer.schedule, counters);
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
             more = wait => if !more {
@@ -108,30 +109,53 @@ pub async fn run_timer(
             None => None,
         };
         counters.runs.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = runner.run(&timer.body, term).await {
+        counters.last_run_ms.store(now_ms(), Ordering::Relaxed);
+        counters.running.store(true, Ordering::Relaxed);
+        let result = runner.run(&timer.body, term).await;
+        counters.running.store(false, Ordering::Relaxed);
+        if let Err(e) = result {
             counters.failures.fetch_add(1, Ordering::Relaxed);
             tracing::error!("timer {} failed: {e}; it keeps its schedule", timer.name);
         }
     }
 }
 
+/// When a timer fires next.
 enum Ticks {
-    Interval(tokio::time::Interval),
+    /// On the grid `start + k * every`: no drift however long it runs; ticks missed while a
+    /// run overran are skipped, not bunched up.
+    Interval {
+        next: Instant,
+        every: Duration,
+    },
     Cron,
 }
 
 impl Ticks {
-    /// Sleeps until the next tick; false when the schedule has none.
-    async fn wait(&mut self, schedule: &Schedule) -> bool {
+    /// Sleeps until the next tick, recording when that is in `counters`; false when the
+    /// schedule has none.
+    async fn wait(&mut self, schedule: &Schedule, counters: &TimerCounters) -> bool {
         match self {
-            Ticks::Interval(ticker) => {
-                ticker.tick().await;
+            Ticks::Interval { next, every } => {
+                let wall =
+                    now_ms() + next.saturating_duration_since(Instant::now()).as_millis() as i64;
+                counters.next_run_ms.store(wall, Ordering::Relaxed);
+                tokio::time::sleep_until(*next).await;
+                let now = Instant::now();
+                *next += *every;
+                if *next <= now {
+                    let behind = (now - *next).as_nanos() / every.as_nanos().max(1);
+                    *next += every.saturating_mul(u32::try_from(behind + 1).unwrap_or(u32::MAX));
+                }
                 true
             }
             Ticks::Cron => {
                 let Some(next) = schedule.next_after(Utc::now()) else {
                     return false;
                 };
+                counters
+                    .next_run_ms
+                    .store(next.timestamp_millis(), Ordering::Relaxed);
                 let delay = (next - Utc::now()).to_std().unwrap_or(Duration::ZERO);
                 tokio::time::sleep(delay).await;
                 true
