@@ -333,7 +333,9 @@ pub async fn run(
         std::mem::forget((agents, sender, leadership));
     }
     let _ = web_stop_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_millis(200), web_task).await;
+    if finished_warm {
+        let _ = tokio::time::timeout(Duration::from_millis(200), web_task).await;
+    }
     state.ready.store(false, Ordering::Relaxed);
     match ending {
         Ending::Failed(reason) => Err(Fatal::runtime(reason)),

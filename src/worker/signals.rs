@@ -1,8 +1,14 @@
 //! Process signals, as Faust's workers guide defines them: TERM and INT start a warm shutdown
 //! (a second one makes it cold), QUIT is a cold shutdown, USR1 dumps the worker's state to the
-//! log, USR2 makes a leader stand down. They are turned into events the worker's main loop selects on.
+//! log, USR2 makes a leader stand down. They are turned into requests the worker's main loop
+//! selects on.
+//!
+//! A plain thread waits for the signals (signal-hook), not a task on the async runtime: agent
+//! bodies are synchronous, and while long ones keep every runtime thread busy a task could be
+//! polled late, which would make QUIT anything but immediate.
 
-use tokio::signal::unix::{SignalKind, signal};
+use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+use signal_hook::iterator::Signals;
 use tokio::sync::mpsc;
 
 /// What an operator asked for.
@@ -19,27 +25,47 @@ pub enum Request {
     StandDown(&'static str),
 }
 
+fn request_for(signal: i32) -> Option<Request> {
+    match signal {
+        SIGTERM => Some(Request::WarmShutdown("TERM")),
+        SIGINT => Some(Request::WarmShutdown("INT")),
+        SIGQUIT => Some(Request::ColdShutdown("QUIT")),
+        SIGUSR1 => Some(Request::Dump),
+        SIGUSR2 => Some(Request::StandDown("USR2")),
+        _ => None,
+    }
+}
+
 /// Installs the handlers and returns the stream of requests. Installing replaces the default
 /// actions at once, so a signal that arrives during start-up is not lost.
 pub fn listen() -> std::io::Result<mpsc::UnboundedReceiver<Request>> {
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2])?;
     let (tx, rx) = mpsc::unbounded_channel();
-    let kinds = [
-        (SignalKind::terminate(), Request::WarmShutdown("TERM")),
-        (SignalKind::interrupt(), Request::WarmShutdown("INT")),
-        (SignalKind::quit(), Request::ColdShutdown("QUIT")),
-        (SignalKind::user_defined1(), Request::Dump),
-        (SignalKind::user_defined2(), Request::StandDown("USR2")),
-    ];
-    for (kind, request) in kinds {
-        let mut stream = signal(kind)?;
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            while stream.recv().await.is_some() {
-                if tx.send(request).is_err() {
+    std::thread::Builder::new()
+        .name("faust-rs-signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if let Some(request) = request_for(signal)
+                    && tx.send(request).is_err()
+                {
                     return;
                 }
             }
-        });
-    }
+        })?;
     Ok(rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_signal_means_what_the_workers_guide_says() {
+        assert_eq!(request_for(SIGTERM), Some(Request::WarmShutdown("TERM")));
+        assert_eq!(request_for(SIGINT), Some(Request::WarmShutdown("INT")));
+        assert_eq!(request_for(SIGQUIT), Some(Request::ColdShutdown("QUIT")));
+        assert_eq!(request_for(SIGUSR1), Some(Request::Dump));
+        assert_eq!(request_for(SIGUSR2), Some(Request::StandDown("USR2")));
+        assert_eq!(request_for(signal_hook::consts::SIGHUP), None);
+    }
 }
