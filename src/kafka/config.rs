@@ -82,7 +82,12 @@ impl ClientSettings {
         config
             .set("group.id", &group.group_id)
             .set("auto.offset.reset", "earliest")
-            .set("max.poll.interval.ms", millis(group.max_poll_interval));
+            .set("max.poll.interval.ms", millis(group.max_poll_interval))
+            // librdkafka (since 2.1) stops fetching a partition for this long once its local
+            // queue is full; at the default 1000 ms a fast agent drains the queue long before
+            // the next fetch and idles most of the time (measured: 130k events/s at 20% CPU,
+            // 700k at 100% with 10 ms).
+            .set("fetch.queue.backoff.ms", "10");
         match group.protocol {
             GroupProtocol::Classic => {
                 config
@@ -158,6 +163,7 @@ mod tests {
             Some("cooperative-sticky")
         );
         assert_eq!(config.get("group.instance.id"), Some("app-w1"));
+        assert_eq!(config.get("fetch.queue.backoff.ms"), Some("10"));
         assert_eq!(config.get("bootstrap.servers"), Some("h1:9092,h2:9092"));
     }
 
