@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""bench/faust/leader_gap.py — leader fail-over gap of the real Python Faust.
+"""bench/failover.py — leader fail-over gap of faust-rs or of the real Python Faust.
 
-For each round: start N workers of bench/faust/leader.py (a fresh app id, so a fresh
-consumer group and topics), wait until exactly one of them ticks steadily, send SIGTERM or
-SIGKILL to it, and measure the time until another worker prints its first tick:
+For each round: start N workers of the leader tutorial (a fresh app id, so a fresh consumer
+group and topics) — faust-rs with an app file written for the round, or Python Faust with
+bench/faust/leader.py — wait until exactly one of them ticks steadily, make it stop leading
+(SIGTERM, SIGKILL, or for faust-rs a stand-down: `faust-rs leader --stand-down`), and
+measure the time until another worker prints its first tick:
 
   gap    = first tick of the new leader - moment the signal was sent
   silent = first tick of the new leader - last tick of the old leader
@@ -11,12 +13,13 @@ SIGKILL to it, and measure the time until another worker prints its first tick:
 It also checks that there is one leader at a time: no tick from a second worker while the
 first leads, and after the fail-over only the new leader ticks.
 
-  bench/faust/leader_gap.py [--rounds 3] [--signals TERM,KILL] [--workers 3]
+  bench/failover.py [--impl faust-rs|faust] [--rounds 3] [--signals TERM,KILL,STANDDOWN]
+                    [--workers 3]
                             [--session-timeout S] [--heartbeat-interval S] [--interval 2.0]
                             [--phase-jitter 6] [--json FILE] [--keep-logs]
 
-Needs the broker (scripts/kafka.sh start); runs bench/faust/setup.sh first (a no-op once
-installed). Standard library only: run it with any python3. Every wait is a poll with a
+Needs the broker (scripts/kafka.sh start); for Python Faust it runs bench/faust/setup.sh
+first (a no-op once installed); for faust-rs it uses target/release/faust-rs (env FAUST_RS). Standard library only: run it with any python3. Every wait is a poll with a
 deadline; every worker it started is stopped on exit, and the round's topics are deleted.
 Each round's worker logs go to a temporary directory, removed after a good round unless
 --keep-logs (a failed round keeps them and says where).
@@ -34,8 +37,9 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'faust')
 REPO = os.path.dirname(os.path.dirname(HERE))
+FAUST_RS = os.environ.get('FAUST_RS', os.path.join(REPO, 'target', 'release', 'faust-rs'))
 VENV = os.environ.get('FAUST_VENV', os.path.join(REPO, '.bench', 'faust-venv'))
 FAUST = os.path.join(VENV, 'bin', 'faust')
 VPYTHON = os.path.join(VENV, 'bin', 'python')
@@ -46,9 +50,51 @@ def log(msg):
     print(f'[{time.strftime("%H:%M:%S")}] {msg}', file=sys.stderr, flush=True)
 
 
+FAUST_RS_APP = '''# The leader tutorial (configs/leader.toml) with the benchmark's timer interval and
+# session timeout, and a TICK line for measuring.
+[app]
+id = "{app_id}"
+broker = "{broker}"
+value_serializer = "raw"
+{timing}
+
+[[agents]]
+name = "say"
+body = \'\'\'print(value)\'\'\'
+
+[[timers]]
+name = "publish_greetings"
+interval = {interval}
+on_leader = true
+body = \'\'\'
+print("PUBLISHING ON LEADER!");
+print("TICK " + now() + " " + worker_id());
+say.send(str(random()));
+\'\'\'
+'''
+
+
+def faust_rs_command(index, app_id, workdir, args):
+    timing = []
+    if args.session_timeout is not None:
+        timing.append(f'session_timeout = {args.session_timeout}')
+    if args.heartbeat_interval is not None:
+        timing.append(f'heartbeat_interval = {args.heartbeat_interval}')
+    app = os.path.join(workdir, 'leader.toml')
+    if not os.path.exists(app):
+        with open(app, 'w') as f:
+            f.write(FAUST_RS_APP.format(app_id=app_id, broker=args.broker, interval=args.interval,
+                                        timing='\n'.join(timing)))
+    port = args.base_port + index
+    cmd = [FAUST_RS, '-A', app, '--datadir', os.path.join(workdir, f'data{index}'), 'worker',
+           '-l', 'info', '--web-port', str(port), '--web-bind', '127.0.0.1', '--web-host', '127.0.0.1']
+    return cmd, f'127.0.0.1:{port}'
+
+
 class Worker:
     def __init__(self, index, app_id, workdir, args):
         self.index = index
+        self.port = args.base_port + index
         self.out_path = os.path.join(workdir, f'worker{index}.out')
         self.err_path = os.path.join(workdir, f'worker{index}.log')
         env = dict(os.environ,
@@ -59,17 +105,23 @@ class Worker:
             env['FAUST_SESSION_TIMEOUT'] = str(args.session_timeout)
         if args.heartbeat_interval is not None:
             env['FAUST_HEARTBEAT_INTERVAL'] = str(args.heartbeat_interval)
-        cmd = [FAUST, '-A', 'leader', '--datadir', os.path.join(workdir, f'data{index}'),
-               'worker', '-l', 'info', '--web-port', str(args.base_port + index)]
+        if args.impl == 'faust-rs':
+            cmd, ident = faust_rs_command(index, app_id, workdir, args)
+        else:
+            cmd = [FAUST, '-A', 'leader', '--datadir', os.path.join(workdir, f'data{index}'),
+                   'worker', '-l', 'info', '--web-port', str(self.port)]
+            ident = None
         with open(self.out_path, 'wb') as out, open(self.err_path, 'wb') as err:
             self.proc = subprocess.Popen(cmd, cwd=HERE, env=env, stdout=out, stderr=err,
                                          stdin=subprocess.DEVNULL)
         self.pid = self.proc.pid
+        # What its TICK lines name it by: faust-rs its worker id, Python Faust its pid.
+        self.ident = ident or str(self.pid)
         self._offset = 0
         self._partial = b''
 
     def new_ticks(self):
-        """(unix time, pid) of the TICK lines written since the last call."""
+        """(unix time, worker ident) of the TICK lines written since the last call."""
         with open(self.out_path, 'rb') as f:
             f.seek(self._offset)
             data = f.read()
@@ -80,8 +132,8 @@ class Worker:
         ticks = []
         for line in lines:
             if line.startswith(b'TICK '):
-                _, ts, pid = line.split()
-                ticks.append((float(ts), int(pid)))
+                _, ts, ident = line.decode().split()
+                ticks.append((float(ts), ident))
         return ticks
 
     def stop(self, timeout=30.0):
@@ -98,7 +150,7 @@ class Worker:
 class Cluster:
     def __init__(self, app_id, workdir, args):
         self.workers = [Worker(i, app_id, workdir, args) for i in range(args.workers)]
-        self.ticks = []  # (unix time, pid), in the order seen
+        self.ticks = []  # (unix time, worker ident), in the order seen
 
     def poll(self):
         for w in self.workers:
@@ -128,7 +180,7 @@ class Cluster:
 
 
 def steady_leader(ticks, count):
-    """The pid whose last `count` ticks are the last `count` ticks of all, else None."""
+    """The worker whose last `count` ticks are the last `count` ticks of all, else None."""
     if len(ticks) < count:
         return None
     tail = {pid for _, pid in ticks[-count:]}
@@ -136,7 +188,7 @@ def steady_leader(ticks, count):
 
 
 def run_round(args, signame, round_no):
-    workdir = tempfile.mkdtemp(prefix='faust-leader-gap-')
+    workdir = tempfile.mkdtemp(prefix=f'{args.impl}-failover-')
     result = _run_round(args, signame, round_no, workdir)
     if not args.keep_logs and result['one_leader']:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -144,7 +196,7 @@ def run_round(args, signame, round_no):
 
 
 def _run_round(args, signame, round_no, workdir):
-    app_id = f'faust-leader-gap-{os.getpid()}-{int(time.time())}-{signame.lower()}{round_no}'
+    app_id = f'{args.impl}-failover-{os.getpid()}-{int(time.time())}-{signame.lower()}{round_no}'
     log(f'{signame} round {round_no}: app {app_id}, {args.workers} workers, logs in {workdir}')
     cluster = Cluster(app_id, workdir, args)
     try:
@@ -154,20 +206,25 @@ def _run_round(args, signame, round_no, workdir):
         first_ticks = [t for t in cluster.ticks]
         pids = {pid for _, pid in first_ticks}
         period = [b[0] - a[0] for a, b in zip(first_ticks[-args.steady:], first_ticks[-args.steady + 1:])]
-        log(f'  leader pid {leader} after {first_ticks[0][0] - start:.1f}s; '
-            f'tick period {statistics.mean(period):.3f}s; pids that ticked: {sorted(pids)}')
+        log(f'  leader {leader} after {first_ticks[0][0] - start:.1f}s; '
+            f'tick period {statistics.mean(period):.3f}s; workers that ticked: {sorted(pids)}')
         # signal at a random phase: right after a tick, the gap would be phase-locked to the
         # timer and to the heartbeats (all workers start both at the same rebalance)
         if args.phase_jitter > 0:
             until = time.monotonic() + random.uniform(0, args.phase_jitter)
             cluster.wait_for(lambda: time.monotonic() >= until, args.phase_jitter + 1, 'the jitter')
             if steady_leader(cluster.ticks, args.steady) != leader:
-                raise RuntimeError(f'leadership moved from pid {leader} without a signal')
-        old = next(w for w in cluster.workers if w.pid == leader)
-        old.expected_exit = True
+                raise RuntimeError(f'leadership moved from {leader} without a signal')
+        old = next(w for w in cluster.workers if w.ident == leader)
         last_old = cluster.ticks[-1][0]
         t_signal = time.time()
-        os.kill(leader, getattr(signal, 'SIG' + signame))
+        if signame == 'STANDDOWN':
+            subprocess.run([FAUST_RS, '-A', os.path.join(workdir, 'leader.toml'), 'leader',
+                            '--stand-down', '--web-port', str(old.port)],
+                           check=True, stdout=subprocess.DEVNULL)
+        else:
+            old.expected_exit = True
+            os.kill(old.pid, getattr(signal, 'SIG' + signame))
 
         def new_leader_tick():
             return next(((ts, pid) for ts, pid in cluster.ticks
@@ -178,7 +235,7 @@ def _run_round(args, signame, round_no, workdir):
         # the old leader may tick between signal and exit (TERM); that counts against "silent"
         last_old = max([ts for ts, pid in cluster.ticks if pid == leader], default=last_old)
         gap, silent = t_new - t_signal, t_new - last_old
-        log(f'  {signame} -> new leader pid {new_pid}: gap {gap:.3f}s, silent {silent:.3f}s')
+        log(f'  {signame} -> new leader {new_pid}: gap {gap:.3f}s, silent {silent:.3f}s')
         # after the fail-over: the new leader keeps ticking, and it alone
         n_after = len(cluster.ticks)
         cluster.wait_for(lambda: sum(1 for ts, p in cluster.ticks[n_after:] if p == new_pid) >= args.steady,
@@ -197,6 +254,8 @@ def _run_round(args, signame, round_no, workdir):
 
 
 def delete_topics(args, app_id):
+    if args.impl == 'faust-rs':
+        return  # topics are deleted with the rest of the broker's data by `kafka.sh reset`
     code = f'''
 import asyncio, sys
 from aiokafka.admin import AIOKafkaAdminClient
@@ -229,8 +288,10 @@ def summary(results):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--impl', choices=['faust-rs', 'faust'], default='faust-rs')
     p.add_argument('--rounds', type=int, default=3)
-    p.add_argument('--signals', default='TERM,KILL')
+    p.add_argument('--signals', default='TERM,KILL',
+                   help='TERM, KILL, and for faust-rs STANDDOWN, comma-separated')
     p.add_argument('--workers', type=int, default=3)
     p.add_argument('--broker', default=os.environ.get('FAUST_BROKER', 'kafka://127.0.0.1:9092'))
     p.add_argument('--interval', type=float, default=2.0, help='timer interval (s)')
@@ -250,7 +311,10 @@ def main():
                    help="keep each round's worker logs (kept anyway when a round fails)")
     args = p.parse_args()
 
-    subprocess.run([os.path.join(HERE, 'setup.sh')], check=True)
+    if args.impl == 'faust':
+        subprocess.run([os.path.join(HERE, 'setup.sh')], check=True)
+    elif not os.access(FAUST_RS, os.X_OK):
+        subprocess.run(['cargo', 'build', '--release', '--quiet'], cwd=REPO, check=True)
     if subprocess.run([os.path.join(REPO, 'scripts', 'kafka.sh'), 'ping'],
                       stdout=subprocess.DEVNULL).returncode != 0:
         sys.exit('no broker answers: run scripts/kafka.sh start')
@@ -258,17 +322,18 @@ def main():
     for signame in args.signals.split(','):
         for round_no in range(1, args.rounds + 1):
             results.append(run_round(args, signame.strip().upper(), round_no))
-    st = f'{args.session_timeout}s' if args.session_timeout is not None else '60s (default)'
-    hb = f'{args.heartbeat_interval}s' if args.heartbeat_interval is not None else '3s (default)'
-    print(f'faust-streaming leader fail-over, {args.workers} workers, timer {args.interval}s, '
-          f'broker_session_timeout {st}, broker_heartbeat_interval {hb}')
+    defaults = {'faust': ('60s (default)', '3s (default)'), 'faust-rs': ('6s (default)', '1.5s (default)')}
+    st = f'{args.session_timeout}s' if args.session_timeout is not None else defaults[args.impl][0]
+    hb = f'{args.heartbeat_interval}s' if args.heartbeat_interval is not None else defaults[args.impl][1]
+    print(f'{args.impl} leader fail-over, {args.workers} workers, timer {args.interval}s, '
+          f'session timeout {st}, heartbeat interval {hb}')
     for r in results:
         print(f'{r["signal"]:<5} round {r["round"]}: gap {r["gap"]:7.3f}s  silent {r["silent"]:7.3f}s'
               f'  one leader: {"yes" if r["one_leader"] else "NO"}')
     print(summary(results))
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(dict(session_timeout=args.session_timeout,
+            json.dump(dict(impl=args.impl, session_timeout=args.session_timeout,
                            heartbeat_interval=args.heartbeat_interval,
                            interval=args.interval, results=results), f, indent=2)
     if not all(r['one_leader'] for r in results):

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# bench/failover.sh — leader fail-over of faust-rs and of Python Faust (faust-streaming), in one
+# run on the same broker: 3 workers of the leader tutorial with the leader timer every 0.5 s,
+# ROUNDS fail-overs of each kind (a fresh cluster each time), measured by bench/failover.py.
+#
+#   bench/failover.sh [ROUNDS] [FAUST_DEFAULT_ROUNDS]     (defaults: 10 and 3)
+#
+# Kinds: TERM of the leader, KILL of the leader, and for faust-rs a stand-down
+# (`faust-rs leader --stand-down`; Python Faust has none). Python Faust runs twice: with its
+# default settings (60 s session timeout: FAUST_DEFAULT_ROUNDS rounds, each KILL round takes a
+# minute or more) and with faust-rs's session timeout (6 s). Prints, per kind, the leader gap
+# (last tick of the old term -> first tick of the new one) and the time from the signal to the
+# first new tick, as min / median / max. Needs scripts/kafka.sh start.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+rounds=${1:-10}
+faust_default_rounds=${2:-3}
+interval=0.5
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+scripts/kafka.sh ping >/dev/null || { echo "no broker: run scripts/kafka.sh start" >&2; exit 1; }
+cargo build --release --quiet
+
+run() { # name, then bench/failover.py arguments
+    local name=$1
+    shift
+    echo "== $name" >&2
+    python3 bench/failover.py --interval "$interval" --phase-jitter 1.5 --json "$out/$name.json" "$@" >&2
+}
+
+run faust-rs --impl faust-rs --rounds "$rounds" --signals TERM,KILL,STANDDOWN --base-port 6200
+run faust-6s --impl faust --rounds "$rounds" --signals TERM,KILL --session-timeout 6 \
+    --heartbeat-interval 1.5 --base-port 6210
+run faust-default --impl faust --rounds "$faust_default_rounds" --signals TERM,KILL --base-port 6220
+
+python3 - "$out" <<'PY'
+import json, os, statistics, sys
+rows = [('faust-rs', 'faust-rs, session timeout 6 s (its default)'),
+        ('faust-6s', 'Faust, session timeout 6 s, heartbeat 1.5 s'),
+        ('faust-default', 'Faust, default settings (session timeout 60 s, heartbeat 3 s)')]
+fmt = lambda xs: f'{min(xs):.2f} / {statistics.median(xs):.2f} / {max(xs):.2f}'
+print('| implementation | kind | rounds | leader gap s (min / median / max) | signal to new tick s |')
+print('| --- | --- | --- | --- | --- |')
+for key, label in rows:
+    with open(os.path.join(sys.argv[1], key + '.json')) as f:
+        results = json.load(f)['results']
+    for kind in dict.fromkeys(r['signal'] for r in results):
+        rs = [r for r in results if r['signal'] == kind]
+        print(f"| {label} | {kind} | {len(rs)} | {fmt([r['silent'] for r in rs])} | {fmt([r['gap'] for r in rs])} |")
+    bad = [r for r in results if not r['one_leader']]
+    if bad:
+        print(f'| {label} | MORE THAN ONE LEADER in {len(bad)} rounds | | | |')
+PY
