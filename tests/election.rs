@@ -635,3 +635,116 @@ body = '''value'''
         || worker.get_json("/stats")["agents"]["fenced"]["events_stale"] == 2,
     );
 }
+
+/// `on_elected`, `[[tasks]] on_leader = true` and `on_revoked` run each time a term begins and
+/// ends (Faust runs leader tasks only at start); `leader --watch` streams each new leader.
+#[test]
+fn term_hooks_run_on_every_term_and_watch_follows_leaders() {
+    let scratch = Scratch::new("hooks");
+    let id = common::unique_name("hooks");
+    let out = format!("{id}-events");
+    let app = scratch.app(
+        "hooks.toml",
+        &format!(
+            r#"
+[app]
+id = "{id}"
+broker = "@BROKER@"
+session_timeout = 3.0
+heartbeat_interval = 0.5
+value_serializer = "raw"
+
+[[topics]]
+name = "{out}"
+partitions = 1
+value_serializer = "raw"
+
+[[elections]]
+name = "leader"
+on_elected = '''send("{out}", "elected " + worker_id() + " " + leader_epoch());'''
+on_revoked = '''send("{out}", "revoked " + worker_id());'''
+
+[[tasks]]
+name = "warm_up"
+on_leader = true
+body = '''send("{out}", "task " + worker_id());'''
+"#
+        ),
+    );
+    let mut workers = vec![
+        Worker::start(&scratch, &app, &[]),
+        Worker::start(&scratch, &app, &[]),
+    ];
+    for worker in &mut workers {
+        worker.wait_ready(READY);
+    }
+    let mut watch = std::process::Command::new(common::binary())
+        .arg("-A")
+        .arg(&app)
+        .args(["leader", "--watch"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let first = wait_for_new_leader(&workers, &[0, 1], "leader", None, READY);
+    workers[first].signal("USR2");
+    let second = wait_for_new_leader(
+        &workers,
+        &[0, 1],
+        "leader",
+        Some(first),
+        Duration::from_secs(20),
+    );
+    let ids: Vec<String> = workers.iter().map(worker_id).collect();
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", common::broker())
+        .set("group.id", common::unique_name("hooks-reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&out]).unwrap();
+    let expected = [
+        format!("elected {} ", ids[first]),
+        format!("task {}", ids[first]),
+        format!("revoked {}", ids[first]),
+        format!("elected {} ", ids[second]),
+        format!("task {}", ids[second]),
+    ];
+    let mut seen: Vec<String> = Vec::new();
+    let start = Instant::now();
+    while !expected
+        .iter()
+        .all(|e| seen.iter().any(|s| s.starts_with(e.as_str())))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "hook records so far: {seen:?}"
+        );
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            seen.push(String::from_utf8_lossy(message.payload().unwrap()).into_owned());
+        }
+    }
+    // The second term's hook sees the second term's epoch.
+    let second_epoch = epoch_seen_by(&workers[second], "leader").unwrap();
+    assert!(
+        seen.contains(&format!("elected {} {second_epoch}", ids[second])),
+        "{seen:?}"
+    );
+
+    // `leader --watch` printed the first leader, then the second.
+    let _ = watch.kill();
+    let printed = String::from_utf8(watch.wait_with_output().unwrap().stdout).unwrap();
+    let lines: Vec<&str> = printed.lines().collect();
+    let at = |worker: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(&format!("leader: {worker} ")))
+    };
+    let (Some(a), Some(b)) = (at(&ids[first]), at(&ids[second])) else {
+        panic!("--watch output lacks a leader:\n{printed}")
+    };
+    assert!(
+        a < b,
+        "--watch printed the leaders out of order:\n{printed}"
+    );
+}
