@@ -129,7 +129,38 @@ start_all() {
     else
         fr_warn "the group's assignment has not settled in ${START_TIMEOUT}s"
     fi
+    if [[ -n $FR_ELECTION ]]; then
+        local leader
+        if leader=$(wait_for_leader "$START_TIMEOUT"); then
+            fr_now
+            fr_say "leader: $leader, $(fr_secs $((FR_NOW_MS - t0)))s after the start"
+        else
+            fr_warn "no worker leads election $FR_ELECTION ${START_TIMEOUT}s after the start (all --no-candidate?)"
+        fi
+    fi
     print_status
+}
+
+# wait_for_leader TIMEOUT_S → "PORT (pid P, epoch E)" once a live worker leads the default
+# election; fails at the deadline.
+wait_for_leader() {
+    local port view leads epoch deadline
+    fr_now
+    deadline=$((FR_NOW_MS + $1 * 1000))
+    while :; do
+        for port in "${FR_PORTS[@]}"; do
+            fr_alive "$port" || continue
+            view=$(fr_leader_view "$port") || continue
+            IFS=$'\t' read -r leads epoch _ _ <<<"$view"
+            if [[ $leads == true ]]; then
+                printf '%s (pid %s, epoch %s)' "$port" "$(fr_pid "$port")" "$epoch"
+                return 0
+            fi
+        done
+        fr_now
+        ((FR_NOW_MS < deadline)) || return 1
+        sleep 0.1
+    done
 }
 
 # stop_all SIGNAL: signals every live worker and waits for them to exit.
