@@ -20,8 +20,9 @@ the agent's partitions held, every worker holding some), then the second half.
 While it runs, a background producer (kcat -P) sends a steady stream of records to the agent's
 topic ({app id}-{agent}) and the summed `events_in` of every live worker (GET /stats) is sampled
 every 100 ms. Reported: the duration of each phase and of the whole restart, the agent-group
-rebalances (per-worker `rebalances` increments in /stats, and the `rebalance: assigned` lines of
-the logs grouped into rounds), the longest interval without processing progress (the pause),
+rebalances (as the broker logged them, when its log is at hand; per-worker `rebalances`
+increments in /stats; the `rebalance: assigned` lines of the logs grouped into rounds 1 s
+apart), the longest interval without processing progress (the pause),
 the longest interval in which no worker led the default election (GET /leader, same samples),
 samples in which two workers led, and the leader before and after. The samples and the logs'
 part written during the restart stay in <run folder>/rolling-restart/.
@@ -40,7 +41,8 @@ Options:
   -h, --help      this help
 
 Environment: FAUST_RS (binary), FAUST_RS_RUN_DIR (run folder), FAUST_RS_START_TIMEOUT (60),
-FAUST_RS_STOP_TIMEOUT (40), FAUST_RS_SAMPLE_MS (sampling period, default 100).
+FAUST_RS_STOP_TIMEOUT (40), FAUST_RS_SAMPLE_MS (sampling period, default 100),
+FAUST_RS_BROKER_LOG (the broker's log, default .kafka/logs/server.log from scripts/kafka.sh).
 
 Exit status: 0 done; 1 a worker did not stop or start, or processing did not resume;
 2 usage error; 3 no cluster.
@@ -502,6 +504,20 @@ ROUND_TIMES=${ROUNDS#* }
 
 produced=$(cat "$WORK/produced" 2>/dev/null || echo '?')
 
+# The broker's own account, when its log is at hand (scripts/kafka.sh's broker): rebalances of
+# the agents' group (the group id is the app id) begun during the restart, and static members
+# that rejoined without one. The broker writes local time, as `date` does here.
+BROKER_LOG=${FAUST_RS_BROKER_LOG:-$FR_REPO_ROOT/.kafka/logs/server.log}
+BROKER_REBALANCES='' BROKER_STATIC_REJOINS=''
+if [[ -r $BROKER_LOG ]]; then
+    from=$(date -d "@$((T0 / 1000))" '+%Y-%m-%d %H:%M:%S')
+    to=$(date -d "@$((TEND / 1000 + 1))" '+%Y-%m-%d %H:%M:%S')
+    awk -v from="[$from" -v to="[$to" '$0 >= from && $0 < to' "$BROKER_LOG" >"$WORK/broker.log" || true
+    BROKER_REBALANCES=$(grep -cF "Preparing to rebalance group $FR_APP_ID in state" "$WORK/broker.log" || true)
+    BROKER_STATIC_REJOINS=$(grep -F "joins group $FR_APP_ID in Stable state" "$WORK/broker.log" |
+        grep -cF 'Replacing previously mapped member' || true)
+fi
+
 # The phase in which the longest pause began.
 PAUSE_PHASE='after the restart'
 while IFS=$'\t' read -r name start end _; do
@@ -523,7 +539,10 @@ while IFS=$'\t' read -r name start end note; do
 done <"$PHASES"
 printf '%s\n' '--------------------------------------------------------------------------------'
 printf '%-40s %s\n' 'restart duration' "$(fr_secs $((T1 - T0)))s"
-printf '%-40s %s\n' 'agent-group rebalance rounds (logs)' "$ROUND_COUNT${ROUND_TIMES:+  (at ${ROUND_TIMES// /s, }s)}"
+if [[ -n $BROKER_REBALANCES ]]; then
+    printf '%-40s %s\n' 'agent-group rebalances (broker log)' "$BROKER_REBALANCES (static members rejoined without one: $BROKER_STATIC_REJOINS)"
+fi
+printf '%-40s %s\n' 'assignment rounds (worker logs)' "$ROUND_COUNT${ROUND_TIMES:+  (at ${ROUND_TIMES// /s, }s)}"
 printf '%-40s %s\n' "'rebalance: assigned' log lines" "$LOG_ASSIGNED (of which 'assigned nothing': $LOG_ASSIGNED_NOTHING)"
 printf '%-40s %s\n' '/stats rebalances increments (sum)' "$STATS_REBALANCES"
 if ((TRAILING)); then

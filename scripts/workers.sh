@@ -37,6 +37,7 @@ Environment:
   FAUST_RS_START_TIMEOUT  seconds to wait for the workers to be ready (default 60)
   FAUST_RS_STOP_TIMEOUT   seconds to wait for them to exit after TERM (default 40)
   FAUST_RS_LOGLEVEL       the workers' log level (default: -l info)
+  NO_COLOR                passed to the workers (default 1: plain text logs)
 
 Exit status: 0 success; 1 failure (a worker died, was not ready, did not exit, or exited
 non-zero on stop; status: some worker not alive and ready; leader: no leader);

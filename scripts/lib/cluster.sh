@@ -246,7 +246,7 @@ fr_alive() {
     pid=$(fr_pid "$1")
     [[ -n $pid ]] || return 1
     if [[ -d /proc/$pid ]]; then
-        cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+        cmdline=$({ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null) || return 1
     else
         cmdline=$(ps -ww -o args= -p "$pid" 2>/dev/null) || return 1
     fi
@@ -259,7 +259,7 @@ fr_stopped() {
     local pid stat
     pid=$(fr_pid "$1")
     [[ -n $pid && -r /proc/$pid/stat ]] || return 1
-    stat=$(<"/proc/$pid/stat") || return 1
+    { stat=$(<"/proc/$pid/stat"); } 2>/dev/null || return 1
     stat=${stat##*) }
     [[ ${stat:0:1} == [Tt] ]]
 }
@@ -354,7 +354,8 @@ fr_start_worker() {
     printf '%s\0' "${cmd[@]}" >"$cmdfile"
     printf '==== %s: %s starting worker %s: %s\n' "$(date -u +%FT%TZ)" "$FR_PROG" "$port" \
         "${cmd[*]}" >>"$(fr_logfile "$port")"
-    W_CMD=$cmdfile W_PID=$pidfile W_RC=$(fr_rcfile "$port") \
+    # NO_COLOR: faust-rs colours its log even when standard error is a file.
+    NO_COLOR=${NO_COLOR:-1} W_CMD=$cmdfile W_PID=$pidfile W_RC=$(fr_rcfile "$port") \
         W_OUT=$(fr_outfile "$port") W_LOG=$(fr_logfile "$port") \
         setsid -f bash -c fr_launch faust-worker-launcher </dev/null >/dev/null 2>&1
     fr_now
