@@ -29,6 +29,8 @@ Steps (default: int-leader,term-leader,kill-leader,quit-follower,stop-leader,ter
   term-random    TERM a random worker
   usr2-leader    USR2 the leader (stand down; another candidate takes over)
   kill-random    KILL a random worker, then start a fresh one on its port
+  term-pair      TERM a follower and right after it the leader (two warm shutdowns at once,
+                 as in a rolling restart); needs a third worker to take over
 
 Before each step, workers are started on free ports until at least --min-workers run. After a
 step, the drill waits (up to --timeout) until exactly one live worker reports
@@ -117,7 +119,7 @@ if [[ -n $STEPS_ARG ]]; then
 fi
 for step in "${STEPS[@]}"; do
     case $step in
-    int-leader | term-leader | kill-leader | quit-follower | stop-leader | term-random | usr2-leader | kill-random) ;;
+    int-leader | term-leader | kill-leader | quit-follower | stop-leader | term-random | usr2-leader | kill-random | term-pair) ;;
     *) usage_error "unknown step '$step'" ;;
     esac
 done
@@ -342,25 +344,27 @@ start_ports() {
         [[ " $* " == *" $LEADER_PORT "* ]] || baseline=$(leader_runs "$LEADER_PORT")
         wait_tick "$t0" "${baseline:-0}" || true
     fi
-    local note="+ ${*}"
+    local result=started
     if [[ -n $previous && $LEADER_PORT != "$previous" ]]; then
-        note+=" (leader moved from $previous!)"
+        result+="; the leadership moved from $previous"
         fr_warn "$step: starting $* moved the leadership from $previous to $LEADER_PORT"
     fi
-    line "$step" start "$note" started
+    line "$step" start "+ ${*}" "$result"
 }
 
 # ensure_workers STEP: starts stopped ports until MIN_WORKERS answer.
-ensure_workers() {
+ensure_workers() { # STEP [MIN]
     local -a live dead=() add=()
+    local min=${2:-$MIN_WORKERS}
+    ((min >= MIN_WORKERS)) || min=$MIN_WORKERS
     read -r -a live <<<"$(answering_ports)"
     local port
     for port in "${FR_PORTS[@]}"; do
         fr_alive "$port" || dead+=("$port")
     done
-    local need=$((MIN_WORKERS - ${#live[@]}))
+    local need=$((min - ${#live[@]}))
     ((need > 0)) || return 0
-    ((${#dead[@]} >= need)) || fr_die "$1: only ${#live[@]} worker(s) run and $((${#dead[@]})) can be started; need $MIN_WORKERS"
+    ((${#dead[@]} >= need)) || fr_die "$1: only ${#live[@]} worker(s) run and $((${#dead[@]})) can be started; need $min"
     add=("${dead[@]:0:need}")
     start_ports "replenish" "${add[@]}"
 }
@@ -529,9 +533,40 @@ step_usr2_leader() {
     line usr2-leader USR2 "$target ($pid)" "running (stood down)"
 }
 
+# step_term_pair: TERM a follower and, right after, the leader (two warm shutdowns at once, as in
+# the second half of a rolling restart); a third worker must take over.
+step_term_pair() {
+    local follower=$1 leader=$LEADER_PORT fpid lpid
+    fpid=$(fr_pid "$follower")
+    lpid=$(fr_pid "$leader")
+    declare -A before=()
+    local other
+    for other in $(answering_ports); do
+        before[$other]=$(leader_runs "$other")
+    done
+    fr_now
+    local t0=$FR_NOW_MS
+    if ! kill -TERM "$fpid" 2>/dev/null || ! kill -TERM "$lpid" 2>/dev/null; then
+        fail "term-pair: worker $follower or $leader is gone"
+        return 1
+    fi
+    if ! wait_leader "$t0" --exited "$leader" --not "$leader"; then
+        line term-pair TERM "$follower+$leader" "-"
+        return 1
+    fi
+    local note
+    note="$(exit_note "$follower" 0), $(exit_note "$leader" 0)"
+    wait_tick "$t0" "${before[$LEADER_PORT]:-0}" || true
+    line term-pair TERM "$follower+$leader" "$note"
+}
+
 run_step() {
     local step=$1 target
-    ensure_workers "$step" || return 1
+    if [[ $step == term-pair ]]; then
+        ensure_workers "$step" 3 || return 1
+    else
+        ensure_workers "$step" || return 1
+    fi
     current_leader || return 1
     local -a followers=() live
     read -r -a live <<<"$(answering_ports)"
@@ -553,6 +588,7 @@ run_step() {
     stop-leader) step_stop_leader ;;
     term-random) signal_step "$step" TERM "$(random_of "${live[@]}")" 0 ;;
     usr2-leader) step_usr2_leader ;;
+    term-pair) step_term_pair "$(random_of "${followers[@]}")" ;;
     kill-random)
         target=$(random_of "${live[@]}")
         signal_step "$step" KILL "$target" 137 || return 1
