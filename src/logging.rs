@@ -3,6 +3,7 @@
 //! tutorial where the greetings are printed to the console.
 
 use std::fs::OpenOptions;
+use std::io::IsTerminal;
 use std::sync::Mutex;
 
 use tracing_subscriber::EnvFilter;
@@ -48,7 +49,11 @@ pub fn init(options: &GlobalOptions) -> Result<()> {
             }
         }
         (None, true) => builder.with_writer(std::io::stderr).json().try_init(),
-        (None, false) => builder.with_writer(std::io::stderr).try_init(),
+        // Colours only for a terminal: operators redirect workers' stderr to files.
+        (None, false) => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .try_init(),
     };
     result.map_err(|e| Fatal::runtime(format!("cannot install the logger: {e}")))
 }

@@ -52,6 +52,8 @@ pub struct Election {
     last_confirmed: Mutex<Instant>,
     /// The newest announcement this worker knows of (its own or another's).
     latest: watch::Sender<Option<Announcement>>,
+    /// The epoch of the term this worker holds, `None` between terms.
+    term: watch::Sender<Option<i64>>,
     control: mpsc::UnboundedSender<Control>,
     /// A group-less client for the end-offset queries of [`Election::confirm`].
     probe: Arc<BaseConsumer>,
@@ -87,6 +89,7 @@ impl Election {
             epoch: AtomicI64::new(NO_EPOCH),
             last_confirmed: Mutex::new(Instant::now()),
             latest: watch::channel(None).0,
+            term: watch::channel(None).0,
             control,
             probe,
         };
@@ -141,14 +144,25 @@ impl Election {
         self.epoch.store(epoch, Ordering::SeqCst);
         *self.last_confirmed.lock().unwrap() = Instant::now();
         self.leading.store(true, Ordering::SeqCst);
+        self.term.send_replace(Some(epoch));
+    }
+
+    /// Changes to `Some(epoch)` when this worker begins a term, to `None` when it ends.
+    pub fn watch_term(&self) -> watch::Receiver<Option<i64>> {
+        self.term.subscribe()
     }
 
     /// Stops acting as leader at once (partition 0 is being revoked, or the worker stands
     /// down). Returns the epoch of the term that ended, if one was held.
     fn end_term(&self) -> Option<i64> {
-        self.leading
+        let ended = self
+            .leading
             .swap(false, Ordering::SeqCst)
-            .then(|| self.epoch.load(Ordering::SeqCst))
+            .then(|| self.epoch.load(Ordering::SeqCst));
+        if ended.is_some() {
+            self.term.send_replace(None);
+        }
+        ended
     }
 
     /// Ends the term because it can no longer be trusted, and asks the membership task to

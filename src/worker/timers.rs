@@ -84,14 +84,30 @@ pub async fn run_timer(
         },
         Schedule::Cron { .. } => Ticks::Cron,
     };
+    let mut term = election.as_ref().map(|e| e.watch_term());
+    // An interval tick skipped because this worker held no term. When a term begins before
+    // the next one is due, the timer fires at once and starts a new grid from there: a new
+    // leader picks up the beat instead of leaving it unplayed for up to one more interval.
+    // (Cron timers don't catch up: the skipped time may well have run on the old leader.)
+    // `Some(term at the time)` after such a skip: only a term other than that one counts.
+    let mut missed_tick: Option<Option<i64>> = None;
     loop {
         let wait = next_tick.wait(&timer.schedule, counters);
+        let term_began = async {
+            match (term.as_mut(), missed_tick) {
+                (Some(term), Some(then)) => {
+                    let _ = term.wait_for(|now| now.is_some() && *now != then).await;
+                }
+                _ => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
             more = wait => if !more {
                 tracing::warn!("timer {}: its schedule has no future time; it will not run again", timer.name);
                 return;
             },
+            _ = term_began => next_tick.restart(),
         }
         let term = match &election {
             Some(election) => match election.confirm().await {
@@ -103,11 +119,15 @@ pub async fn run_timer(
                         election.name
                     );
                     counters.skipped_not_leader.fetch_add(1, Ordering::Relaxed);
+                    if matches!(next_tick, Ticks::Interval { .. }) {
+                        missed_tick = Some(*election.watch_term().borrow());
+                    }
                     continue;
                 }
             },
             None => None,
         };
+        missed_tick = None;
         counters.runs.fetch_add(1, Ordering::Relaxed);
         counters.last_run_ms.store(now_ms(), Ordering::Relaxed);
         counters.running.store(true, Ordering::Relaxed);
@@ -132,6 +152,13 @@ enum Ticks {
 }
 
 impl Ticks {
+    /// Lays the interval grid anew from now: the next tick one interval from now.
+    fn restart(&mut self) {
+        if let Ticks::Interval { next, every } = self {
+            *next = Instant::now() + *every;
+        }
+    }
+
     /// Sleeps until the next tick, recording when that is in `counters`; false when the
     /// schedule has none.
     async fn wait(&mut self, schedule: &Schedule, counters: &TimerCounters) -> bool {
