@@ -748,3 +748,41 @@ body = '''send("{out}", "task " + worker_id());'''
         "--watch printed the leaders out of order:\n{printed}"
     );
 }
+
+/// A follower that shuts down cleanly leaves the election group at once. (A cooperative member
+/// holding no partition sends no LeaveGroup on close unless told to unsubscribe: the group then
+/// waited a whole session timeout for it, and a leader leaving meanwhile had no successor.)
+#[test]
+fn a_follower_shutting_down_leaves_the_election_at_once() {
+    let scratch = Scratch::new("follower-leaves");
+    let id = common::unique_name("follower-leaves");
+    // A long session timeout makes a member that does not leave explicitly obvious.
+    let app = scratch.app(
+        "app.toml",
+        &format!("[app]\nid = \"{id}\"\nbroker = \"@BROKER@\"\nsession_timeout = 30.0\nheartbeat_interval = 1.0\n"),
+    );
+    let mut workers: Vec<Worker> = (0..3).map(|_| Worker::start(&scratch, &app, &[])).collect();
+    for worker in &mut workers {
+        worker.wait_ready(READY);
+    }
+    let leader = wait_for_new_leader(&workers, &[0, 1, 2], "leader", None, READY);
+    let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    workers[followers[0]].signal("TERM");
+    assert_eq!(
+        workers[followers[0]]
+            .wait_exit(Duration::from_secs(30))
+            .code(),
+        Some(0)
+    );
+    workers[leader].signal("TERM");
+    assert_eq!(
+        workers[leader].wait_exit(Duration::from_secs(30)).code(),
+        Some(0)
+    );
+    // Well under the 30 s session timeout the group would otherwise wait out.
+    wait_until(
+        Duration::from_secs(15),
+        "the last follower takes over",
+        || leads(&workers[followers[1]], "leader"),
+    );
+}

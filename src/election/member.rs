@@ -187,8 +187,11 @@ pub async fn run(
         if let Some(epoch) = held {
             hooks.revoked(&election, epoch);
         }
-        // Closing sends LeaveGroup: the partition moves to another candidate at once. Closing
+        // Leave the group explicitly: closing alone sends no LeaveGroup for a cooperative
+        // member that holds no partition (a follower), and the group would then wait a whole
+        // session timeout for it — with no leader meanwhile if the leader leaves too. Closing
         // blocks until the group acknowledges, so it runs off the async threads.
+        consumer.unsubscribe();
         let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
         match ending {
             None => return,
