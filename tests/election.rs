@@ -685,7 +685,31 @@ body = '''send("{out}", "task " + worker_id());'''
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let watched = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let watched = watched.clone();
+        let stdout = watch.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                watched.lock().unwrap().push(line);
+            }
+        })
+    };
     let first = wait_for_new_leader(&workers, &[0, 1], "leader", None, READY);
+    let first_id = worker_id(&workers[first]);
+    // `leader --watch` printed the first leader, its resignation, then the second leader.
+    let at = |lines: &[String], prefix: &str| lines.iter().position(|l| l.starts_with(prefix));
+    let first_line = format!("leader: {} ", first_id);
+    let resigned_line = format!("leader: no leader ({} resigned", first_id);
+    wait_until(
+        Duration::from_secs(10),
+        "--watch prints the first leader",
+        || at(&watched.lock().unwrap(), &first_line).is_some(),
+    );
     workers[first].signal("USR2");
     let second = wait_for_new_leader(
         &workers,
@@ -731,21 +755,24 @@ body = '''send("{out}", "task " + worker_id());'''
         "{seen:?}"
     );
 
-    // `leader --watch` printed the first leader, then the second.
+    // `leader --watch` printed the first leader, its resignation, then the second leader.
+    let second_line = format!("leader: {} ", ids[second]);
+    wait_until(
+        Duration::from_secs(10),
+        "--watch prints the second leader",
+        || at(&watched.lock().unwrap(), &second_line).is_some(),
+    );
     let _ = watch.kill();
-    let printed = String::from_utf8(watch.wait_with_output().unwrap().stdout).unwrap();
-    let lines: Vec<&str> = printed.lines().collect();
-    let at = |worker: &str| {
-        lines
-            .iter()
-            .position(|l| l.starts_with(&format!("leader: {worker} ")))
-    };
-    let (Some(a), Some(b)) = (at(&ids[first]), at(&ids[second])) else {
-        panic!("--watch output lacks a leader:\n{printed}")
-    };
+    let _ = watch.wait();
+    let _ = reader.join();
+    let lines = watched.lock().unwrap().clone();
+    let order: Vec<Option<usize>> = [&first_line, &resigned_line, &second_line]
+        .iter()
+        .map(|p| at(&lines, p))
+        .collect();
     assert!(
-        a < b,
-        "--watch printed the leaders out of order:\n{printed}"
+        matches!(order[..], [Some(a), Some(b), Some(c)] if a < b && b < c),
+        "--watch output out of order or incomplete: {lines:#?}"
     );
 }
 

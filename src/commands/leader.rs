@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::Message;
+use rdkafka::{Message, Offset};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::app::App;
@@ -68,7 +68,17 @@ pub async fn run(app: Arc<App>, args: LeaderArgs) -> Result<Status> {
             "--watch needs every election topic to exist: start a worker of this app first",
         ));
     }
-    let consumer = observer::tail(&config, &topics).map_err(Fatal::runtime)?;
+    // Go on right after what was printed: anything written since (even a resignation and a
+    // new term within milliseconds) is printed too.
+    let consumer = observer::tail_from(&config, &topics, |_, topic| {
+        let name = &names[topics.iter().position(|t| t == topic).expect("one of ours")];
+        let printed = current
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, a)| a.as_ref());
+        Ok(printed.map_or(Offset::Beginning, |a| Offset::Offset(a.epoch + 1)))
+    })
+    .map_err(Fatal::runtime)?;
     loop {
         let message = consumer
             .recv()
@@ -120,16 +130,25 @@ fn existing_topics(config: &rdkafka::ClientConfig, topics: &[String]) -> Result<
 
 fn print_leader(election: &str, announcement: Option<&Announcement>, json: bool) {
     match (announcement, json) {
-        (Some(a), true) => println!(
-            "{}",
-            serde_json::json!({
-                "election": election, "worker": a.worker, "host": a.host, "pid": a.pid,
-                "web_url": a.web_url, "epoch": a.epoch, "since": a.since(),
-            })
-        ),
+        (Some(a), true) => {
+            let mut view = a.view();
+            view["election"] = election.into();
+            if a.resigned {
+                // Nobody leads: the worker named is the one that resigned.
+                view =
+                    serde_json::json!({ "election": election, "worker": null, "resigned": view });
+            }
+            println!("{view}");
+        }
         (None, true) => println!(
             "{}",
             serde_json::json!({ "election": election, "worker": null })
+        ),
+        (Some(a), false) if a.resigned => println!(
+            "{election}: no leader ({} resigned at {}; epoch {})",
+            a.worker,
+            a.since(),
+            a.epoch
         ),
         (Some(a), false) => println!(
             "{election}: {} (host {}, pid {}, {}) epoch {} since {}",

@@ -14,8 +14,13 @@ pub struct Announcement {
     pub host: String,
     pub pid: u32,
     pub web_url: String,
-    /// When the term began, in milliseconds since the Unix epoch.
+    /// When the term began (or, for a resignation, ended), in milliseconds since the Unix
+    /// epoch.
     pub since_ms: i64,
+    /// The leader gave its term up (shutdown or stand-down): nobody leads until the next
+    /// announcement.
+    #[serde(default)]
+    pub resigned: bool,
     /// The record's offset; not part of the record itself, filled in when read or acknowledged.
     #[serde(default, skip_serializing)]
     pub epoch: i64,
@@ -32,6 +37,14 @@ impl Announcement {
             .map_err(|e| format!("not a leader announcement at offset {offset}: {e}"))?;
         announcement.epoch = offset;
         Ok(announcement)
+    }
+
+    /// The record as shown by `GET /leader` and `faust-rs leader --json-output`.
+    pub fn view(&self) -> serde_json::Value {
+        serde_json::json!({
+            "worker": self.worker, "host": self.host, "pid": self.pid, "web_url": self.web_url,
+            "epoch": self.epoch, "since": self.since(), "since_ms": self.since_ms,
+        })
     }
 
     /// `since_ms` as an RFC 3339 UTC time.
@@ -61,6 +74,7 @@ mod tests {
             pid: 42,
             web_url: "http://h:6066/".into(),
             since_ms: 1_700_000_000_000,
+            resigned: false,
             epoch: 999,
         };
         let bytes = announcement.encode();

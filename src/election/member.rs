@@ -148,7 +148,7 @@ pub async fn run(
                 Step::Polled => {}
                 Step::Membership(Membership::Won) => {
                     let before = revocations.load(Ordering::SeqCst);
-                    match announce(&election, &sender, &identity).await {
+                    match append(&election, &sender, &identity, false).await {
                         Ok(epoch) if revocations.load(Ordering::SeqCst) == before => {
                             election.begin_term(epoch);
                             held = Some(epoch);
@@ -183,6 +183,22 @@ pub async fn run(
                 "election {}: gave up its term (epoch {epoch})",
                 election.name
             );
+            // Say so on the topic, so `faust-rs leader` and the other workers stop naming this
+            // worker before a successor announces itself. Written before leaving the group, so
+            // it always precedes the successor's announcement. Best effort: a failure only
+            // delays the news until the successor's announcement.
+            let resignation = append(&election, &sender, &identity, true);
+            match tokio::time::timeout(std::time::Duration::from_secs(1), resignation).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(
+                    "election {}: cannot record the resignation: {e}",
+                    election.name
+                ),
+                Err(_) => tracing::warn!(
+                    "election {}: recording the resignation timed out",
+                    election.name
+                ),
+            }
         }
         if let Some(epoch) = held {
             hooks.revoked(&election, epoch);
@@ -204,7 +220,7 @@ pub async fn run(
                 let mut latest = election.watch_latest();
                 tokio::select! {
                     _ = stop.wait_for(|s| *s) => return,
-                    _ = latest.wait_for(|l| l.as_ref().is_some_and(|a| a.epoch > old)) => {}
+                    _ = latest.wait_for(|l| l.as_ref().is_some_and(|a| a.epoch > old && !a.resigned)) => {}
                     _ = tokio::time::sleep(election.session_timeout) => {}
                 }
                 continue 'membership;
@@ -214,13 +230,16 @@ pub async fn run(
     }
 }
 
-/// Appends this worker's announcement; its offset is the epoch.
-async fn announce(
+/// Appends this worker's announcement (its offset is the epoch) or, with `resigned`, the
+/// record that its term ended by its own choice.
+async fn append(
     election: &Election,
     sender: &Sender,
     identity: &Identity,
+    resigned: bool,
 ) -> Result<i64, String> {
     let announcement = Announcement {
+        resigned,
         election: election.name.clone(),
         worker: identity.worker.clone(),
         host: identity.host.clone(),

@@ -38,12 +38,23 @@ fn reader_config(config: &ClientConfig) -> ClientConfig {
 /// A reader (no group membership) of partition 0 of each topic from its newest record.
 /// `config` carries the brokers and any security settings.
 pub fn tail(config: &ClientConfig, topics: &[String]) -> Result<StreamConsumer, String> {
+    tail_from(config, topics, |consumer, topic| {
+        newest_position(consumer, topic)
+    })
+}
+
+/// A reader of partition 0 of each topic from the offset `start` gives it.
+pub fn tail_from(
+    config: &ClientConfig,
+    topics: &[String],
+    start: impl Fn(&StreamConsumer, &str) -> Result<Offset, String>,
+) -> Result<StreamConsumer, String> {
     let consumer: StreamConsumer = reader_config(config)
         .create()
         .map_err(|e| format!("cannot create a reader: {e}"))?;
     let mut list = TopicPartitionList::new();
     for topic in topics {
-        let start = newest_position(&consumer, topic)?;
+        let start = start(&consumer, topic)?;
         list.add_partition_offset(topic, 0, start)
             .map_err(|e| e.to_string())?;
     }

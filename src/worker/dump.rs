@@ -104,6 +104,7 @@ pub fn render(app: &App, state: &WorkerState, group: &str) -> String {
             (false, false) => "not a candidate, follows",
         };
         let leader = match election.latest() {
+            Some(a) if a.resigned => format!("no leader ({} resigned at {})", a.worker, a.since()),
             Some(a) => format!(
                 "leader {} (pid {}) epoch {} since {}",
                 a.worker,

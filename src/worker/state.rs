@@ -124,14 +124,13 @@ impl WorkerState {
             .elections
             .iter()
             .map(|e| {
-                let leader = e.latest().map(|a| {
-                    json!({
-                        "worker": a.worker, "host": a.host, "pid": a.pid, "web_url": a.web_url,
-                        "epoch": a.epoch, "since": a.since(), "since_ms": a.since_ms,
-                    })
-                });
+                // After a resignation nobody leads until the next announcement.
+                let latest = e.latest();
+                let leader = latest.as_ref().filter(|a| !a.resigned).map(|a| a.view());
+                let resigned = latest.as_ref().filter(|a| a.resigned).map(|a| a.view());
                 let view = json!({
                     "leader": leader,
+                    "resigned": resigned,
                     "this_worker_leads": e.is_leading(),
                     "candidate": e.candidate,
                     "epoch": e.current_epoch(),
