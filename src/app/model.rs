@@ -32,6 +32,8 @@ pub struct App {
     pub topic_replication_factor: u16,
     pub session_timeout: Duration,
     pub heartbeat_interval: Duration,
+    /// Heartbeat interval of the election groups: bounds the leader hand-off.
+    pub election_heartbeat_interval: Duration,
     pub max_poll_interval: Duration,
     pub commit_interval: Duration,
     pub commit_every: u64,

@@ -45,6 +45,11 @@ pub struct AppSection {
     /// Seconds between heartbeats; must be less than `session_timeout` (a third of it or less
     /// is advised). librdkafka `heartbeat.interval.ms`. Default: 1.5.
     pub heartbeat_interval: Option<Spanned<f64>>,
+    /// Seconds between heartbeats of the election groups (one per election, separate from the
+    /// agents' group). A leader's departure is noticed by the other candidates at their next
+    /// heartbeat, so this bounds the leader hand-off; must be less than `session_timeout`.
+    /// Default: 0.1.
+    pub election_heartbeat_interval: Option<Spanned<f64>>,
     /// Seconds an agent may spend between two polls before the worker is considered stuck and
     /// leaves the group; at least `session_timeout`. librdkafka `max.poll.interval.ms`.
     /// Default: 300.

@@ -608,6 +608,7 @@ pub(crate) fn validate(report: &mut Report<'_>, raw: RawApp) -> Option<(App, Scr
         topic_replication_factor: settings.topic_replication_factor,
         session_timeout: settings.session_timeout,
         heartbeat_interval: settings.heartbeat_interval,
+        election_heartbeat_interval: settings.election_heartbeat_interval,
         max_poll_interval: settings.max_poll_interval,
         commit_interval: settings.commit_interval,
         commit_every: settings.commit_every,
@@ -632,6 +633,7 @@ struct Settings {
     topic_replication_factor: u16,
     session_timeout: Duration,
     heartbeat_interval: Duration,
+    election_heartbeat_interval: Duration,
     max_poll_interval: Duration,
     commit_interval: Duration,
     commit_every: u64,
@@ -674,6 +676,25 @@ fn app_settings(report: &mut Report<'_>, app: &AppSection) -> Settings {
         1.5,
         3600.0,
     );
+    let election_heartbeat = seconds(
+        report,
+        app.election_heartbeat_interval.as_ref(),
+        "election_heartbeat_interval",
+        0.1,
+        3600.0,
+    );
+    if election_heartbeat >= session
+        && let Some(h) = &app.election_heartbeat_interval
+    {
+        report.error(
+            h.span(),
+            format!(
+                "`election_heartbeat_interval` ({}s) must be less than `session_timeout` ({}s)",
+                election_heartbeat.as_secs_f64(),
+                session.as_secs_f64()
+            ),
+        );
+    }
     let max_poll = seconds(
         report,
         app.max_poll_interval.as_ref(),
@@ -751,6 +772,7 @@ fn app_settings(report: &mut Report<'_>, app: &AppSection) -> Settings {
         topic_replication_factor,
         session_timeout: session,
         heartbeat_interval: heartbeat,
+        election_heartbeat_interval: election_heartbeat,
         max_poll_interval: max_poll,
         commit_interval,
         commit_every,

@@ -35,11 +35,12 @@ pub fn summary(app: &App) -> String {
     );
     let _ = writeln!(
         w,
-        "  group: protocol {}, session timeout {}, heartbeat {}, max poll interval {}",
+        "  group: protocol {}, session timeout {}, heartbeat {}, max poll interval {}, election heartbeat {}",
         app.group_protocol.name(),
         secs(app.session_timeout),
         secs(app.heartbeat_interval),
-        secs(app.max_poll_interval)
+        secs(app.max_poll_interval),
+        secs(app.election_heartbeat_interval)
     );
     let _ = writeln!(
         w,

@@ -17,9 +17,6 @@ use crate::kafka::{ClientSettings, GroupProtocol, GroupSettings};
 use crate::worker::sender::Sender;
 use crate::worker::timers::BodyRunner;
 
-/// The longest heartbeat interval of an election group.
-const ELECTION_HEARTBEAT: std::time::Duration = std::time::Duration::from_millis(250);
-
 /// Every election of the app, as this worker takes part in it.
 pub struct Leadership {
     pub elections: Vec<Arc<Election>>,
@@ -120,10 +117,9 @@ impl Leadership {
                 instance_id: None,
                 protocol: GroupProtocol::Classic,
                 session_timeout: app.session_timeout,
-                // Frequent heartbeats: the other candidates learn that a leader left (and the
-                // group is rebalancing) at their next one, so this bounds the hand-off. One
-                // tiny request per member every 250 ms is cheap.
-                heartbeat_interval: app.heartbeat_interval.min(ELECTION_HEARTBEAT),
+                // The other candidates learn that a leader left (and the group is
+                // rebalancing) at their next heartbeat, so this bounds the hand-off.
+                heartbeat_interval: app.election_heartbeat_interval,
                 max_poll_interval: app.max_poll_interval,
             };
             let config = settings.consumer(&group);
