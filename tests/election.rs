@@ -10,9 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Scratch, Worker, wait_until};
-use rdkafka::ClientConfig;
 use rdkafka::Message;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
 
 const READY: Duration = Duration::from_secs(60);
@@ -93,14 +91,7 @@ struct Tick {
 }
 
 fn read_ticks(topic: &str, until: impl Fn(&[Tick]) -> bool) -> Vec<Tick> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", common::broker())
-        .set("group.id", common::unique_name("ticks"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
+    let consumer = common::reader(topic);
     let mut ticks = Vec::new();
     let start = Instant::now();
     while !until(&ticks) {
@@ -552,7 +543,7 @@ fn tutorial_has_exactly_one_publisher_down_to_the_last_worker() {
 #[test]
 fn agents_can_drop_records_of_stale_terms() {
     use rdkafka::message::{Header, OwnedHeaders};
-    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use rdkafka::producer::FutureRecord;
 
     let scratch = Scratch::new("stale");
     let id = common::unique_name("stale");
@@ -582,10 +573,7 @@ body = '''value'''
     );
     let mut worker = Worker::start(&scratch, &app, &["--no-candidate"]);
     worker.wait_ready(READY);
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", common::broker())
-        .create()
-        .unwrap();
+    let producer = common::producer();
     let sends = [
         ("a", Some("5")),
         ("b", Some("3")),
@@ -595,32 +583,22 @@ body = '''value'''
         ("f", Some("6")),
     ];
     let topic = format!("{id}-fenced");
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            for (value, epoch) in sends {
-                let mut record = FutureRecord::<(), _>::to(&topic).payload(value);
-                if let Some(epoch) = epoch {
-                    record = record.headers(OwnedHeaders::new().insert(Header {
-                        key: "faust-rs-epoch",
-                        value: Some(epoch),
-                    }));
-                }
-                producer
-                    .send(record, Duration::from_secs(10))
-                    .await
-                    .unwrap();
+    common::block_on(async {
+        for (value, epoch) in sends {
+            let mut record = FutureRecord::<(), _>::to(&topic).payload(value);
+            if let Some(epoch) = epoch {
+                record = record.headers(OwnedHeaders::new().insert(Header {
+                    key: "faust-rs-epoch",
+                    value: Some(epoch),
+                }));
             }
-        });
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", common::broker())
-        .set("group.id", common::unique_name("stale-reader"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[&out]).unwrap();
+            producer
+                .send(record, Duration::from_secs(10))
+                .await
+                .unwrap();
+        }
+    });
+    let consumer = common::reader(&out);
     let mut processed = Vec::new();
     let start = Instant::now();
     while processed.len() < 4 && start.elapsed() < Duration::from_secs(30) {
@@ -720,13 +698,7 @@ body = '''send("{out}", "task " + worker_id());'''
     );
     let ids: Vec<String> = workers.iter().map(worker_id).collect();
 
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", common::broker())
-        .set("group.id", common::unique_name("hooks-reader"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[&out]).unwrap();
+    let consumer = common::reader(&out);
     let expected = [
         format!("elected {} ", ids[first]),
         format!("task {}", ids[first]),

@@ -8,10 +8,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::{Scratch, Worker, wait_until};
-use rdkafka::ClientConfig;
 use rdkafka::Message;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 
 const READY: Duration = Duration::from_secs(60);
 
@@ -57,38 +55,25 @@ value
 }
 
 fn produce_ids(topic: &str, count: u64) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", common::broker())
-        .create()
-        .unwrap();
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            let futures: Vec<_> = (0..count)
-                .map(|id| {
-                    let payload = id.to_string();
-                    producer
-                        .send_result(FutureRecord::to(topic).key(&payload).payload(&payload))
-                        .unwrap_or_else(|(e, _)| panic!("enqueue {id}: {e}"))
-                })
-                .collect();
-            for future in futures {
-                future.await.unwrap().unwrap();
-            }
-        });
+    let producer = common::producer();
+    common::block_on(async {
+        let futures: Vec<_> = (0..count)
+            .map(|id| {
+                let payload = id.to_string();
+                producer
+                    .send_result(FutureRecord::to(topic).key(&payload).payload(&payload))
+                    .unwrap_or_else(|(e, _)| panic!("enqueue {id}: {e}"))
+            })
+            .collect();
+        for future in futures {
+            future.await.unwrap().unwrap();
+        }
+    });
 }
 
 /// How many times each id reached the output topic, once all of `0..count` did.
 fn output_counts(topic: &str, count: u64) -> HashMap<u64, usize> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", common::broker())
-        .set("group.id", common::unique_name("reader"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
+    let consumer = common::reader(topic);
     let mut seen: HashMap<u64, usize> = HashMap::new();
     let start = Instant::now();
     while (seen.len() as u64) < count {

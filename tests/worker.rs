@@ -8,24 +8,15 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Scratch, Worker, wait_until};
-use rdkafka::ClientConfig;
 use rdkafka::Message;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 
 const READY: Duration = Duration::from_secs(60);
 
 /// Reads every record of `topic` from the beginning until `done` says it has enough, or the
 /// deadline passes; returns the values as strings.
 fn read_topic(topic: &str, deadline: Duration, done: impl Fn(&[String]) -> bool) -> Vec<String> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", common::broker())
-        .set("group.id", common::unique_name("reader"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
+    let consumer = common::reader(topic);
     let mut values = Vec::new();
     let start = Instant::now();
     while !done(&values) && start.elapsed() < deadline {
@@ -38,10 +29,7 @@ fn read_topic(topic: &str, deadline: Duration, done: impl Fn(&[String]) -> bool)
 }
 
 fn produce_json_ints(topic: &str, ids: std::ops::Range<u64>) -> HashMap<u64, i32> {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", common::broker())
-        .create()
-        .unwrap();
+    let producer = common::producer();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -327,10 +315,7 @@ value.n
     let mut worker = Worker::start(&scratch, &app, &[]);
     worker.wait_ready(READY);
     let topic = format!("{id}-check");
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", common::broker())
-        .create()
-        .unwrap();
+    let producer = common::producer();
     let mut payloads: Vec<String> = (0..500)
         .map(|n| format!("{{\"kind\": \"ok\", \"n\": {n}}}"))
         .collect();
@@ -340,21 +325,17 @@ value.n
         "{\"kind\": \"loop\"}".into(),
     ]);
     payloads.extend((500..1000).map(|n| format!("{{\"kind\": \"ok\", \"n\": {n}}}")));
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            for payload in &payloads {
-                producer
-                    .send(
-                        FutureRecord::<(), _>::to(&topic).payload(payload),
-                        Duration::from_secs(10),
-                    )
-                    .await
-                    .unwrap();
-            }
-        });
+    common::block_on(async {
+        for payload in &payloads {
+            producer
+                .send(
+                    FutureRecord::<(), _>::to(&topic).payload(payload),
+                    Duration::from_secs(10),
+                )
+                .await
+                .unwrap();
+        }
+    });
 
     let output = read_topic(&out, Duration::from_secs(60), |v| v.len() >= 1000);
     let numbers: BTreeSet<u64> = output.iter().map(|v| v.parse().unwrap()).collect();

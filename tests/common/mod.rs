@@ -303,3 +303,35 @@ impl Drop for Worker {
         let _ = self.child.wait();
     }
 }
+
+/// A consumer in a group of its own, reading `topic` from the beginning.
+pub fn reader(topic: &str) -> BaseConsumer {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker())
+        .set("group.id", unique_name("test-reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("a test reader");
+    consumer
+        .subscribe(&[topic])
+        .expect("subscribing the test reader");
+    consumer
+}
+
+/// A producer to the test broker.
+pub fn producer() -> rdkafka::producer::FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", broker())
+        .create()
+        .expect("a test producer")
+}
+
+/// Runs `future` to completion on a small runtime of its own (the tests are synchronous).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(future)
+}
