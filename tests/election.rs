@@ -785,3 +785,56 @@ fn a_follower_shutting_down_leaves_the_election_at_once() {
         || leads(&workers[followers[1]], "leader"),
     );
 }
+
+/// A leader timer slower than the session timeout keeps one term across its ticks: the term
+/// is confirmed in between, not only at ticks (which would look like a stall at every tick).
+#[test]
+fn a_slow_leader_timer_keeps_its_term() {
+    let scratch = Scratch::new("slow-timer");
+    let id = common::unique_name("slow-timer");
+    let app = scratch.app(
+        "app.toml",
+        &format!(
+            r#"
+[app]
+id = "{id}"
+broker = "@BROKER@"
+session_timeout = 2.0
+heartbeat_interval = 0.5
+
+[[timers]]
+name = "slow"
+interval = 2.5
+on_leader = true
+body = '''log_info("slow tick");'''
+"#
+        ),
+    );
+    let mut worker = Worker::start(&scratch, &app, &[]);
+    worker.wait_ready(READY);
+    let workers = [worker];
+    let leader = wait_for_new_leader(&workers, &[0], "leader", None, READY);
+    let epoch = epoch_seen_by(&workers[leader], "leader");
+    let runs = |w: &Worker| {
+        w.get_json("/stats")["timers"]["slow"]["runs"]
+            .as_u64()
+            .unwrap()
+    };
+    wait_until(Duration::from_secs(20), "three slow ticks", || {
+        runs(&workers[0]) >= 3
+    });
+    assert_eq!(
+        epoch_seen_by(&workers[0], "leader"),
+        epoch,
+        "the term changed between ticks"
+    );
+    assert_eq!(
+        workers[0].get_json("/stats")["timers"]["slow"]["skipped_not_leader"],
+        0
+    );
+    assert!(
+        !workers[0].log_text().contains("lost its term"),
+        "{}",
+        workers[0].log_text()
+    );
+}

@@ -74,6 +74,7 @@ enum Step {
     Stop,
     Control(Control),
     Membership(Membership),
+    Confirm,
     Polled,
 }
 
@@ -103,6 +104,10 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let revocations = Arc::new(AtomicU64::new(0));
+    // Three confirmations per session timeout while leading: one late or failed confirmation
+    // does not end a term, a stall longer than the session timeout always does.
+    let mut confirmations = tokio::time::interval(election.session_timeout / 3);
+    confirmations.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     'membership: loop {
         let (events_tx, mut events) = mpsc::unbounded_channel();
         let context = MemberContext {
@@ -133,6 +138,7 @@ pub async fn run(
                 _ = stop.wait_for(|s| *s) => Step::Stop,
                 Some(request) = control.recv() => Step::Control(request),
                 Some(event) = events.recv() => Step::Membership(event),
+                _ = confirmations.tick(), if held.is_some() => Step::Confirm,
                 // Polling serves the rebalance callbacks; the records themselves
                 // (announcements) are read by the observer.
                 message = consumer.recv() => {
@@ -146,6 +152,11 @@ pub async fn run(
                 Step::Stop => break None,
                 Step::Control(request) => break Some(request),
                 Step::Polled => {}
+                // Keeps the term confirmed between leader ticks (a timer may tick less often
+                // than the session timeout) and notices a stall or a newer leader promptly.
+                Step::Confirm => {
+                    election.confirm().await;
+                }
                 Step::Membership(Membership::Won) => {
                     let before = revocations.load(Ordering::SeqCst);
                     match append(&election, &sender, &identity, false).await {
