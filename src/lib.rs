@@ -50,7 +50,7 @@ pub fn run(cli: Cli) -> Result<Status> {
             };
             let runtime = runtime()?;
             let status = runtime.block_on(async {
-                let requests = worker::signals::listen()
+                let requests = worker::signals::listen(options.shutdown_timeout)
                     .map_err(|e| Fatal::runtime(format!("cannot install signal handlers: {e}")))?;
                 let app = std::sync::Arc::new(loaded.app);
                 let engine = std::sync::Arc::new(loaded.engine);

@@ -249,3 +249,59 @@ fn usr1_dumps_agents_timers_and_elections_and_the_worker_goes_on() {
         || events_in(&worker) >= 100,
     );
 }
+
+#[test]
+fn the_shutdown_deadline_bounds_a_body_still_running() {
+    let scratch = Scratch::new("deadline");
+    let id = common::unique_name("deadline");
+    let app = slow_app(&scratch, &id, 3_000_000, 1);
+    let mut worker = Worker::start(&scratch, &app, &["--shutdown-timeout", "1"]);
+    worker.wait_ready(READY);
+    produce_ids(&format!("{id}-work"), 20);
+    wait_until(Duration::from_secs(60), "an event in flight", || {
+        events_in(&worker) >= 1
+    });
+    worker.signal("TERM");
+    let status = worker.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(3), "{}", worker.log_text());
+    assert!(
+        worker
+            .log_text()
+            .contains("the shutdown deadline during warm shutdown: turning cold")
+    );
+}
+
+#[test]
+fn on_error_stop_ends_the_worker_at_once_with_status_1() {
+    let scratch = Scratch::new("stop");
+    let id = common::unique_name("stop");
+    let app = scratch.app(
+        "stop.toml",
+        &format!(
+            "[app]\nid = \"{id}\"\nbroker = \"@BROKER@\"\ntopic_partitions = 1\n\n[[agents]]\nname = \"strict\"\non_error = \"stop\"\nbody = '''value.n'''\n"
+        ),
+    );
+    let mut worker = Worker::start(&scratch, &app, &[]);
+    worker.wait_ready(READY);
+    let producer = common::producer();
+    common::block_on(async {
+        producer
+            .send(
+                FutureRecord::<(), _>::to(&format!("{id}-strict")).payload("{not json"),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    });
+    // Well before the 25 s shutdown timeout: the failed event is not waited for.
+    let status = worker.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(1), "{}", worker.log_text());
+    let log = worker.log_text();
+    assert!(
+        log.contains(&format!(
+            "agent strict topic {id}-strict partition 0 offset 0"
+        )),
+        "{log}"
+    );
+    assert!(log.contains("on_error = \"stop\""), "{log}");
+}

@@ -278,6 +278,9 @@ pub async fn run(
     };
 
     let cold = matches!(ending, Ending::Requested(Request::ColdShutdown(_)));
+    let failed = matches!(ending, Ending::Failed(_));
+    // Not ready from here on: load balancers and scripts stop counting on this worker.
+    state.ready.store(false, Ordering::Relaxed);
     match &ending {
         Ending::Requested(Request::WarmShutdown(signal)) => tracing::warn!(
             "{signal}: warm shutdown (deadline {:?}; send TERM or INT again to stop at once)",
@@ -302,7 +305,13 @@ pub async fn run(
                     let _ = task.await;
                 }
                 let _ = commit_task.await;
-                let left = agents.drain(options.shutdown_timeout).await;
+                // After a failure, the event that caused it never finishes: don't wait for it.
+                let patience = if failed {
+                    Duration::ZERO
+                } else {
+                    options.shutdown_timeout
+                };
+                let left = agents.drain(patience).await;
                 let _ = sender.producer().flush(Duration::from_secs(5));
                 left
             };

@@ -9,6 +9,8 @@
 
 use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::Signals;
+use std::time::Duration;
+
 use tokio::sync::mpsc;
 
 /// What an operator asked for.
@@ -38,16 +40,30 @@ fn request_for(signal: i32) -> Option<Request> {
 
 /// Installs the handlers and returns the stream of requests. Installing replaces the default
 /// actions at once, so a signal that arrives during start-up is not lost.
-pub fn listen() -> std::io::Result<mpsc::UnboundedReceiver<Request>> {
+///
+/// The first TERM or INT also starts the warm shutdown's deadline: after `shutdown_timeout` a
+/// cold shutdown is requested, however busy the runtime's threads are (a body still running
+/// can't hold the worker past its deadline).
+pub fn listen(shutdown_timeout: Duration) -> std::io::Result<mpsc::UnboundedReceiver<Request>> {
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2])?;
     let (tx, rx) = mpsc::unbounded_channel();
     std::thread::Builder::new()
         .name("faust-rs-signals".into())
         .spawn(move || {
+            let mut deadline_armed = false;
             for signal in signals.forever() {
-                if let Some(request) = request_for(signal)
-                    && tx.send(request).is_err()
-                {
+                let Some(request) = request_for(signal) else {
+                    continue;
+                };
+                if matches!(request, Request::WarmShutdown(_)) && !deadline_armed {
+                    deadline_armed = true;
+                    let tx = tx.clone();
+                    std::thread::spawn(move || {
+                        std::thread::sleep(shutdown_timeout);
+                        let _ = tx.send(Request::ColdShutdown("the shutdown deadline"));
+                    });
+                }
+                if tx.send(request).is_err() {
                     return;
                 }
             }
