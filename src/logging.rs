@@ -31,7 +31,10 @@ pub fn init(options: &GlobalOptions) -> Result<()> {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        // A log line that cannot be written (stderr closed: a dead log shipper, `| head`) is
+        // lost; reporting that on the same broken stderr would panic the worker.
+        .log_internal_errors(false);
     let result = match (&options.logfile, options.json) {
         (Some(path), json) => {
             let file = OpenOptions::new()
