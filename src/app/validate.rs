@@ -53,6 +53,14 @@ const MANAGED_KAFKA_KEYS: &[(&str, &str)] = &[
     ("heartbeat.interval.ms", "set `heartbeat_interval` in [app]"),
     ("max.poll.interval.ms", "set `max_poll_interval` in [app]"),
     ("group.protocol", "set `group_protocol` in [app]"),
+    (
+        "partition.assignment.strategy",
+        "faust-rs uses cooperative-sticky assignment, which keeps the leader where it is",
+    ),
+    (
+        "group.instance.id",
+        "pass `worker --instance-id ID|auto`: each worker needs its own",
+    ),
 ];
 
 /// A body read but not compiled yet.
@@ -516,7 +524,8 @@ pub(crate) fn validate(report: &mut Report<'_>, raw: RawApp) -> Option<(App, Scr
             Ok(script) => compiled.push(Some(Body {
                 origin: body.origin,
                 source: body.source,
-                script,
+                // Names the body in its log lines: `script="agent say"`.
+                script: script.with_name(&body.owner.replace('`', "")),
             })),
             Err(e) => {
                 let message = format!("in {}: {}", body.owner, one_line(&e.message));

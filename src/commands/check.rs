@@ -94,8 +94,17 @@ pub fn summary(app: &App) -> String {
         };
         let _ = writeln!(
             w,
-            "  {}: topic {}, concurrency {}, sinks {}, on_error {}",
-            a.name, a.topic, a.concurrency, sinks, a.on_error
+            "  {}: topic {}, concurrency {}, sinks {}, on_error {}{}",
+            a.name,
+            a.topic,
+            a.concurrency,
+            sinks,
+            a.on_error,
+            if a.drop_stale_epochs {
+                ", drops stale epochs"
+            } else {
+                ""
+            }
         );
     }
     let _ = writeln!(w, "timers ({}):", app.timers.len());

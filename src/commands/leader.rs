@@ -15,12 +15,6 @@ use crate::exit::{Fatal, Result, Status};
 use crate::worker::run::client_settings;
 
 pub async fn run(app: Arc<App>, args: LeaderArgs) -> Result<Status> {
-    if args.stand_down {
-        let port = args
-            .web_port
-            .expect("clap requires --web-port with --stand-down");
-        return stand_down(port, args.election.as_deref()).await;
-    }
     if let Some(name) = &args.election
         && app.election(name).is_none()
     {
@@ -29,6 +23,12 @@ pub async fn run(app: Arc<App>, args: LeaderArgs) -> Result<Status> {
             "no election named {name:?} (elections: {})",
             known.join(", ")
         )));
+    }
+    if args.stand_down {
+        let port = args
+            .web_port
+            .expect("clap requires --web-port with --stand-down");
+        return stand_down(port, args.election.as_deref()).await;
     }
     let settings = client_settings(&app, format!("faust-rs-{}-leader", app.id));
     let config = settings.admin();

@@ -35,11 +35,19 @@ pub struct AgentsContext {
 
 impl ClientContext for AgentsContext {
     fn stats(&self, statistics: Statistics) {
+        // librdkafka keeps reporting partitions for a while after they were revoked: only the
+        // ones this worker owns count.
+        let assignment = self.state.assignment.lock().unwrap().clone();
+        let owned = |topic: &str, partition: i32| {
+            assignment
+                .get(topic)
+                .is_some_and(|ps| ps.contains(&partition))
+        };
         let mut lag = BTreeMap::new();
         for (topic, stats) in &statistics.topics {
             for (partition, p) in &stats.partitions {
-                // -1 marks librdkafka's internal "unassigned" partition and unknown lags.
-                if *partition >= 0 && p.consumer_lag >= 0 {
+                // -1 marks unknown lags (and librdkafka's internal "unassigned" partition).
+                if owned(topic, *partition) && p.consumer_lag >= 0 {
                     lag.insert(format!("{topic}[{partition}]"), p.consumer_lag);
                 }
             }
