@@ -18,6 +18,24 @@ use super::schema::{AppSection, OnError, TimerDef, TopicDef};
 use crate::codec::Serializer;
 use crate::script::{BodyKind, CompileError, Script, ScriptEngine, ScriptLimits, ScriptNames};
 
+/// An entry's help line (its `help` key, else its body's first comment line) and the index of
+/// its body among those waiting to be compiled.
+fn queue_body(
+    help: Option<&String>,
+    body: Option<PendingBody>,
+    pending: &mut Vec<PendingBody>,
+) -> (String, Option<usize>) {
+    let help = help
+        .cloned()
+        .or_else(|| body.as_ref().and_then(|b| first_comment(&b.source)))
+        .unwrap_or_default();
+    let index = body.map(|b| {
+        pending.push(b);
+        pending.len() - 1
+    });
+    (help, index)
+}
+
 /// The one place bodies are compiled.
 fn compile_body(
     engine: &ScriptEngine,
@@ -388,15 +406,7 @@ pub(crate) fn validate(report: &mut Report<'_>, raw: RawApp) -> Option<(App, Scr
             ("body", "file"),
             &entry.dropped,
         );
-        let help = def
-            .help
-            .clone()
-            .or_else(|| body.as_ref().and_then(|b| first_comment(&b.source)))
-            .unwrap_or_default();
-        let body = body.map(|b| {
-            pending.push(b);
-            pending.len() - 1
-        });
+        let (help, body) = queue_body(def.help.as_ref(), body, &mut pending);
         agents_raw.push((
             name,
             topic_name,
@@ -455,15 +465,7 @@ pub(crate) fn validate(report: &mut Report<'_>, raw: RawApp) -> Option<(App, Scr
             ("body", "file"),
             &entry.dropped,
         );
-        let help = def
-            .help
-            .clone()
-            .or_else(|| body.as_ref().and_then(|b| first_comment(&b.source)))
-            .unwrap_or_default();
-        let body = body.map(|b| {
-            pending.push(b);
-            pending.len() - 1
-        });
+        let (help, body) = queue_body(def.help.as_ref(), body, &mut pending);
         timers_raw.push((name.clone(), schedule, election, help, body));
     }
 
@@ -502,15 +504,7 @@ pub(crate) fn validate(report: &mut Report<'_>, raw: RawApp) -> Option<(App, Scr
             ("body", "file"),
             &entry.dropped,
         );
-        let help = def
-            .help
-            .clone()
-            .or_else(|| body.as_ref().and_then(|b| first_comment(&b.source)))
-            .unwrap_or_default();
-        let body = body.map(|b| {
-            pending.push(b);
-            pending.len() - 1
-        });
+        let (help, body) = queue_body(def.help.as_ref(), body, &mut pending);
         tasks_raw.push((name.clone(), election, help, body));
     }
 
