@@ -141,22 +141,6 @@ pub async fn run(
     );
 
     let settings = client_settings(&app, format!("faust-rs-{}-{worker_id}", app.id));
-    let mut owned: Vec<TopicSpec> = app
-        .topics
-        .iter()
-        .filter(|t| t.create)
-        .map(topic_spec)
-        .collect();
-    owned.extend(election_topics(&app));
-    ensure_topics(&settings, &owned)
-        .await
-        .map_err(Fatal::runtime)?;
-
-    let producer = settings
-        .producer()
-        .create()
-        .map_err(|e| Fatal::runtime(format!("cannot create the producer: {e}")))?;
-    let sender = Sender::new(producer, app.clone());
     let mut leadership =
         Leadership::new(&app, &settings, options.candidate).map_err(Fatal::runtime)?;
     let state = Arc::new(WorkerState::new(
@@ -167,6 +151,36 @@ pub async fn run(
         app.timers.iter().map(|t| t.name.clone()),
         leadership.elections.clone(),
     ));
+    // Serve from now on: /health answers (and /ready says 503) while the topics are created
+    // and the group is joined, however long the brokers take.
+    let (web_stop_tx, web_stop_rx) = watch::channel(false);
+    let web_task = tokio::spawn(web::serve(listener, state.clone(), async move {
+        let mut rx = web_stop_rx;
+        let _ = rx.wait_for(|s| *s).await;
+    }));
+
+    let mut owned: Vec<TopicSpec> = app
+        .topics
+        .iter()
+        .filter(|t| t.create)
+        .map(topic_spec)
+        .collect();
+    owned.extend(election_topics(&app));
+    // The one start-up step that can take long (brokers down or slow): a shutdown request
+    // ends it, as there is nothing to finish yet.
+    tokio::select! {
+        created = ensure_topics(&settings, &owned) => created.map_err(Fatal::runtime)?,
+        signal = next_shutdown_request(&mut requests) => {
+            tracing::warn!("{signal} during start-up: stopping before joining the group");
+            return Ok(Status::Clean);
+        }
+    }
+
+    let producer = settings
+        .producer()
+        .create()
+        .map_err(|e| Fatal::runtime(format!("cannot create the producer: {e}")))?;
+    let sender = Sender::new(producer, app.clone());
     let script_host: Arc<dyn Host> = Arc::new(WorkerHost {
         app_id: app.id.clone(),
         worker_id: worker_id.clone(),
@@ -228,11 +242,6 @@ pub async fn run(
         .map_err(Fatal::runtime)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (web_stop_tx, web_stop_rx) = watch::channel(false);
-    let web_task = tokio::spawn(web::serve(listener, state.clone(), async move {
-        let mut rx = web_stop_rx;
-        let _ = rx.wait_for(|s| *s).await;
-    }));
     let agents_task = tokio::spawn({
         let agents = agents.clone();
         let stop = stop_rx.clone();
