@@ -305,3 +305,31 @@ fn on_error_stop_ends_the_worker_at_once_with_status_1() {
     );
     assert!(log.contains("on_error = \"stop\""), "{log}");
 }
+
+/// While the brokers do not answer, the worker serves /health (and /ready says 503), and TERM
+/// stops it at once rather than after the brokers time out.
+#[test]
+fn term_during_start_up_stops_at_once_and_health_answers_meanwhile() {
+    let scratch = Scratch::new("startup");
+    // Nothing listens on this port: topic creation waits for a broker that never answers.
+    let nobody = common::free_port();
+    let app = scratch.path("app.toml");
+    std::fs::write(
+        &app,
+        format!("[app]\nid = \"startup\"\nbroker = \"kafka://127.0.0.1:{nobody}\"\n"),
+    )
+    .unwrap();
+    let mut worker = Worker::start(&scratch, &app, &[]);
+    wait_until(Duration::from_secs(10), "/health answers", || {
+        matches!(worker.get("/health"), Some((200, _)))
+    });
+    assert_eq!(worker.get("/ready").map(|(status, _)| status), Some(503));
+    worker.signal("TERM");
+    assert_eq!(
+        worker.wait_exit(Duration::from_secs(5)).code(),
+        Some(0),
+        "{}",
+        worker.log_text()
+    );
+    assert!(worker.log_text().contains("TERM during start-up"));
+}
