@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::extract::State;
 use axum::http::{StatusCode, Uri, header};
@@ -73,7 +72,7 @@ async fn health() -> Json<serde_json::Value> {
 }
 
 async fn ready(State(state): State<Arc<WorkerState>>) -> Response {
-    if state.ready.load(Ordering::Relaxed) {
+    if state.is_ready() {
         (StatusCode::OK, Json(json!({ "ready": true }))).into_response()
     } else {
         (
@@ -129,6 +128,8 @@ async fn metrics(State(state): State<Arc<WorkerState>>) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
     use super::*;
 
     #[tokio::test]

@@ -141,6 +141,7 @@ impl ConsumerContext for AgentsContext {
                     }
                 }
                 self.state.rebalances.fetch_add(1, Ordering::Relaxed);
+                *self.state.last_assignment.lock().unwrap() = Some(std::time::Instant::now());
                 self.state.ready.store(true, Ordering::Relaxed);
                 tracing::info!("rebalance: assigned {}", describe(&assigned));
             }

@@ -12,6 +12,10 @@ use serde_json::json;
 
 use crate::election::Election;
 
+/// How long a worker assigned nothing waits for a second cooperative round before it calls
+/// itself ready.
+pub const READY_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Counters of one agent.
 #[derive(Debug, Default)]
 pub struct AgentCounters {
@@ -72,8 +76,10 @@ pub struct WorkerState {
     pub web_url: String,
     pub started: Instant,
     pub started_at: SystemTime,
-    /// Joined the agents' group and received an assignment.
+    /// Joined the agents' group and received an assignment (see [`WorkerState::is_ready`]).
     pub ready: AtomicBool,
+    /// When the last assignment arrived.
+    pub last_assignment: Mutex<Option<Instant>>,
     pub rebalances: AtomicU64,
     pub commits: AtomicU64,
     pub agents: BTreeMap<String, AgentCounters>,
@@ -102,6 +108,7 @@ impl WorkerState {
             started: Instant::now(),
             started_at: SystemTime::now(),
             ready: AtomicBool::new(false),
+            last_assignment: Mutex::new(None),
             rebalances: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             agents: agents
@@ -141,6 +148,28 @@ impl WorkerState {
         json!({ "worker": self.worker_id, "elections": elections })
     }
 
+    /// `/ready`: joined the group and holding partitions — or holding none for
+    /// [`READY_SETTLE`] after the last assignment. With cooperative rebalancing a joining
+    /// worker is first assigned nothing while others give partitions up, and gets its share a
+    /// moment later; a worker that stays empty (more workers than partitions) is ready too.
+    pub fn is_ready(&self) -> bool {
+        if !self.ready.load(Ordering::Relaxed) {
+            return false;
+        }
+        let holds_partitions = self
+            .assignment
+            .lock()
+            .unwrap()
+            .values()
+            .any(|p| !p.is_empty());
+        holds_partitions
+            || self
+                .last_assignment
+                .lock()
+                .unwrap()
+                .is_none_or(|at| at.elapsed() >= READY_SETTLE)
+    }
+
     pub fn agent(&self, name: &str) -> &AgentCounters {
         &self.agents[name]
     }
@@ -154,7 +183,7 @@ impl WorkerState {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         StatsSnapshot {
             uptime_seconds: self.started.elapsed().as_secs_f64(),
-            ready: self.ready.load(Ordering::Relaxed),
+            ready: self.is_ready(),
             rebalances: load(&self.rebalances),
             commits: load(&self.commits),
             agents: self
@@ -366,6 +395,23 @@ mod tests {
             text.contains("# TYPE faust_rs_rebalances_total counter\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn an_empty_assignment_is_ready_only_once_the_group_settled() {
+        let state = WorkerState::new("app", "w", "http://h:1", [], [], Vec::new());
+        assert!(!state.is_ready(), "not joined yet");
+        state.ready.store(true, Ordering::Relaxed);
+        *state.last_assignment.lock().unwrap() = Some(Instant::now());
+        assert!(
+            !state.is_ready(),
+            "assigned nothing a moment ago: a second round may follow"
+        );
+        state.assignment.lock().unwrap().insert("t".into(), vec![0]);
+        assert!(state.is_ready(), "holds a partition");
+        state.assignment.lock().unwrap().clear();
+        *state.last_assignment.lock().unwrap() = Instant::now().checked_sub(READY_SETTLE * 2);
+        assert!(state.is_ready(), "stayed empty past the settle window");
     }
 
     #[test]
