@@ -10,6 +10,7 @@ use rdkafka::{ClientConfig, ClientContext, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
 
 use super::announcement::{Announcement, now_ms};
+use super::term_producer::TermProducer;
 use super::{Control, Election};
 use crate::worker::sender::Sender;
 
@@ -86,6 +87,17 @@ pub struct Identity {
     pub web_url: String,
 }
 
+/// The Kafka clients a candidacy uses.
+pub struct Clients {
+    /// The election group's consumer.
+    pub consumer: ClientConfig,
+    /// The term's transactional producer (`transactional.id` set).
+    pub term_producer: ClientConfig,
+    /// Announcements and resignations (not transactional: the election topic's end offset
+    /// must be the newest announcement's offset + 1).
+    pub sender: Sender,
+}
+
 /// Hooks the membership task calls; they run on their own tasks.
 pub trait TermHooks: Send + Sync {
     fn elected(&self, election: &Arc<Election>, epoch: i64);
@@ -96,8 +108,7 @@ pub trait TermHooks: Send + Sync {
 /// leader is elected at once rather than after the session timeout.
 pub async fn run(
     election: Arc<Election>,
-    consumer_config: ClientConfig,
-    sender: Sender,
+    clients: Clients,
     identity: Identity,
     hooks: Arc<dyn TermHooks>,
     mut control: mpsc::UnboundedReceiver<Control>,
@@ -115,7 +126,7 @@ pub async fn run(
             events: events_tx,
             revocations: revocations.clone(),
         };
-        let consumer: MemberConsumer = match consumer_config.create_with_context(context) {
+        let consumer: MemberConsumer = match clients.consumer.create_with_context(context) {
             Ok(consumer) => consumer,
             Err(e) => {
                 tracing::error!(
@@ -159,8 +170,21 @@ pub async fn run(
                 }
                 Step::Membership(Membership::Won) => {
                     let before = revocations.load(Ordering::SeqCst);
-                    match append(&election, &sender, &identity, false).await {
+                    // Fence the previous leader's producer first: once this term is announced,
+                    // nothing the old leader still had queued can be committed.
+                    let producer =
+                        match TermProducer::open(clients.term_producer.clone(), &clients.sender)
+                            .await
+                        {
+                            Ok(producer) => Arc::new(producer),
+                            Err(e) => {
+                                tracing::error!("election {}: {e}; rejoining", election.name);
+                                break Some(Control::Rejoin);
+                            }
+                        };
+                    match append(&election, &clients.sender, &identity, false).await {
                         Ok(epoch) if revocations.load(Ordering::SeqCst) == before => {
+                            election.set_term_producer(Some(producer));
                             election.begin_term(epoch);
                             held = Some(epoch);
                             tracing::info!(
@@ -183,6 +207,7 @@ pub async fn run(
                     }
                 }
                 Step::Membership(Membership::Lost) => {
+                    close_term_producer(&election).await;
                     if let Some(epoch) = held.take() {
                         hooks.revoked(&election, epoch);
                     }
@@ -198,7 +223,7 @@ pub async fn run(
             // worker before a successor announces itself. Written before leaving the group, so
             // it always precedes the successor's announcement. Best effort: a failure only
             // delays the news until the successor's announcement.
-            let resignation = append(&election, &sender, &identity, true);
+            let resignation = append(&election, &clients.sender, &identity, true);
             match tokio::time::timeout(std::time::Duration::from_secs(1), resignation).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::warn!(
@@ -220,6 +245,8 @@ pub async fn run(
         // blocks until the group acknowledges, so it runs off the async threads.
         consumer.unsubscribe();
         let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+        // The hand-off is done; only now close the term's producer (which can take a moment).
+        close_term_producer(&election).await;
         match ending {
             None => return,
             Some(Control::StandDown) => {
@@ -238,6 +265,13 @@ pub async fn run(
             }
             Some(Control::Rejoin) => continue 'membership,
         }
+    }
+}
+
+/// Drops the term's transactional producer off the async threads (closing it may block).
+async fn close_term_producer(election: &Election) {
+    if let Some(producer) = election.set_term_producer(None) {
+        let _ = tokio::task::spawn_blocking(move || drop(producer)).await;
     }
 }
 

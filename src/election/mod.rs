@@ -13,6 +13,7 @@
 pub mod announcement;
 pub mod member;
 pub mod observer;
+pub mod term_producer;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -57,6 +58,8 @@ pub struct Election {
     control: mpsc::UnboundedSender<Control>,
     /// A group-less client for the end-offset queries of [`Election::confirm`].
     probe: Arc<BaseConsumer>,
+    /// The transactional producer of the term held (see [`term_producer`]).
+    term_producer: Mutex<Option<Arc<term_producer::TermProducer>>>,
 }
 
 impl std::fmt::Debug for Election {
@@ -92,6 +95,7 @@ impl Election {
             term: watch::channel(None).0,
             control,
             probe,
+            term_producer: Mutex::new(None),
         };
         (Arc::new(election), control_rx)
     }
@@ -183,6 +187,24 @@ impl Election {
         self.is_leading()
             && self.epoch.load(Ordering::SeqCst) == epoch
             && self.last_confirmed.lock().unwrap().elapsed() <= self.session_timeout
+    }
+
+    /// The producer a leader action of the current term sends with.
+    pub fn term_producer(&self) -> Option<Arc<term_producer::TermProducer>> {
+        self.term_producer.lock().unwrap().clone()
+    }
+
+    /// Replaces the term's producer; the previous one, for the caller to close.
+    fn set_term_producer(
+        &self,
+        producer: Option<Arc<term_producer::TermProducer>>,
+    ) -> Option<Arc<term_producer::TermProducer>> {
+        std::mem::replace(&mut *self.term_producer.lock().unwrap(), producer)
+    }
+
+    /// The broker fenced this term's producer: a newer leader took over.
+    pub fn fenced(&self, why: &str) {
+        self.lose_term(why);
     }
 
     /// Asks this worker to stand down if it leads. Returns whether it led.

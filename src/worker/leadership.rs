@@ -123,11 +123,26 @@ impl Leadership {
                 max_poll_interval: app.max_poll_interval,
             };
             let config = settings.consumer(&group);
+            // One transactional id per election, shared by its candidates: a new leader's
+            // producer fences the previous one's. An open transaction of a leader that died
+            // holds back read-committed consumers until the next leader starts or it times out.
+            let mut term_config = settings.producer();
+            let timeout = (app.session_timeout * 2).max(std::time::Duration::from_secs(10));
+            term_config
+                .set(
+                    "transactional.id",
+                    format!("{}-__leader-{}", app.id, election.name),
+                )
+                .set("transaction.timeout.ms", timeout.as_millis().to_string());
             let control = control.take().expect("started once");
+            let clients = member::Clients {
+                consumer: config,
+                term_producer: term_config,
+                sender: sender.clone(),
+            };
             self.members.push(tokio::spawn(member::run(
                 election.clone(),
-                config,
-                sender.clone(),
+                clients,
                 identity.clone(),
                 hooks.clone(),
                 control,

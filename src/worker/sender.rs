@@ -51,6 +51,14 @@ impl Sender {
         &self.producer
     }
 
+    /// The same routing over another producer (a leader's transactional one).
+    pub fn with_producer(&self, producer: FutureProducer) -> Sender {
+        Sender {
+            producer,
+            app: self.app.clone(),
+        }
+    }
+
     /// The topic and serializers (key, value) a target resolves to. Undeclared topics use the
     /// app's default serializers.
     pub fn route(&self, target: &SendTarget) -> (String, Serializer, Serializer) {

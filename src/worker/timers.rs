@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use crate::app::{App, Body, Schedule, Timer};
 use crate::election::Election;
 use crate::election::announcement::now_ms;
+use crate::election::term_producer::TermSendError;
 use crate::script::{EPOCH_HEADER, Host, ScriptEngine, encode_epoch};
 use crate::worker::sender::Sender;
 use crate::worker::state::{TimerCounters, WorkerState};
@@ -53,6 +54,24 @@ impl BodyRunner {
             .iter()
             .map(|v| (EPOCH_HEADER, v.as_slice()))
             .collect();
+        if let Some((election, epoch)) = term {
+            // A leader's records go out in one transaction of the term's fenced producer.
+            let producer = election.term_producer().ok_or_else(|| {
+                format!(
+                    "the term (epoch {epoch}) of election {} has no producer",
+                    election.name
+                )
+            })?;
+            return producer
+                .send_all(&outcome.sends, &headers)
+                .await
+                .map_err(|e| {
+                    if let TermSendError::Fenced(why) = &e {
+                        election.fenced(why);
+                    }
+                    e.to_string()
+                });
+        }
         let mut pending = Vec::with_capacity(outcome.sends.len());
         for record in &outcome.sends {
             pending.push(self.sender.send(record, &headers).await?);

@@ -335,3 +335,14 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .expect("a runtime")
         .block_on(future)
 }
+
+/// A child process killed and reaped when dropped, even when a test fails: a leftover holding
+/// the test's standard error open would keep `cargo test | ...` pipelines waiting.
+pub struct Reaped(pub std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

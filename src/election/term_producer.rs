@@ -1,0 +1,120 @@
+//! Broker-side fencing of a leader's records. Every candidate of an election produces its
+//! leader records under one transactional id, in one transaction per leader action. A new
+//! leader starts its term with `init_transactions`, which makes the broker fence the previous
+//! holder of that id: a transaction the old leader still had open (a paused process, a
+//! partitioned one) is aborted, and its records — even if librdkafka delivers them later —
+//! are never seen by read-committed consumers (librdkafka's default). The epoch header and
+//! `drop_stale_epochs` remain for consumers reading uncommitted data.
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, Producer};
+
+use crate::script::OutgoingRecord;
+use crate::worker::sender::Sender;
+
+/// The transactional producer of one term.
+pub struct TermProducer {
+    sender: Sender,
+    /// One transaction at a time: timers and hooks of the election take turns.
+    turn: tokio::sync::Mutex<()>,
+}
+
+/// Why a leader action's records were not committed.
+#[derive(Debug)]
+pub enum TermSendError {
+    /// A newer leader fenced this producer: the term is over.
+    Fenced(String),
+    /// Anything else (encoding, a broker error): this action failed, the term goes on.
+    Failed(String),
+}
+
+impl std::fmt::Display for TermSendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TermSendError::Fenced(e) => write!(f, "fenced by a newer leader: {e}"),
+            TermSendError::Failed(e) => f.write_str(e),
+        }
+    }
+}
+
+/// Bounds every blocking transactional call.
+const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn classify(action: &str, error: KafkaError) -> TermSendError {
+    let message = format!("{action}: {error}");
+    let fenced = match &error {
+        KafkaError::Transaction(e) => e.is_fatal(),
+        _ => false,
+    };
+    if fenced {
+        TermSendError::Fenced(message)
+    } else {
+        TermSendError::Failed(message)
+    }
+}
+
+impl TermProducer {
+    /// Creates the producer and fences every earlier holder of its transactional id.
+    /// `config` is a producer configuration with `transactional.id` set; `template` lends its
+    /// routing (agents, topics, serializers).
+    pub async fn open(config: ClientConfig, template: &Sender) -> Result<TermProducer, String> {
+        let producer: FutureProducer = config
+            .create()
+            .map_err(|e| format!("cannot create the leader's producer: {e}"))?;
+        let initializing = producer.clone();
+        tokio::task::spawn_blocking(move || {
+            initializing.init_transactions(TRANSACTION_CALL_TIMEOUT)
+        })
+        .await
+        .map_err(|e| format!("init_transactions: {e}"))?
+        .map_err(|e| format!("cannot fence earlier leaders (init_transactions): {e}"))?;
+        Ok(TermProducer {
+            sender: template.with_producer(producer),
+            turn: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Sends `records` in one transaction and commits it (which waits for every record to be
+    /// acknowledged). Returns how many were sent.
+    pub async fn send_all(
+        &self,
+        records: &[OutgoingRecord],
+        headers: &[(&str, &[u8])],
+    ) -> Result<usize, TermSendError> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let _turn = self.turn.lock().await;
+        let producer = self.sender.producer().clone();
+        producer
+            .begin_transaction()
+            .map_err(|e| classify("begin_transaction", e))?;
+        let mut failure = None;
+        for record in records {
+            // The delivery futures need not be awaited: committing waits for every record.
+            if let Err(e) = self.sender.send(record, headers).await {
+                failure = Some(TermSendError::Failed(e));
+                break;
+            }
+        }
+        let result = tokio::task::spawn_blocking(move || {
+            let result = match failure {
+                None => producer
+                    .commit_transaction(TRANSACTION_CALL_TIMEOUT)
+                    .map_err(|e| classify("commit", e)),
+                Some(failure) => Err(failure),
+            };
+            if let Err(TermSendError::Failed(_)) = &result {
+                // Leave the producer ready for the next action (a fenced one is done for).
+                let _ = producer.abort_transaction(TRANSACTION_CALL_TIMEOUT);
+            }
+            result
+        })
+        .await
+        .map_err(|e| TermSendError::Failed(format!("transaction task: {e}")))?;
+        result.map(|()| records.len())
+    }
+}
