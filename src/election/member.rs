@@ -141,6 +141,8 @@ pub async fn run(
             return;
         }
         let mut held: Option<i64> = None;
+        // The next term's producer, created ahead (one term, one producer).
+        let mut prepared = TermProducer::prepare(&clients.term_producer).ok();
         let ending = loop {
             // Only plain values leave the select: a polled message borrows librdkafka's
             // buffers and must not live across the awaits below.
@@ -172,16 +174,17 @@ pub async fn run(
                     let before = revocations.load(Ordering::SeqCst);
                     // Fence the previous leader's producer first: once this term is announced,
                     // nothing the old leader still had queued can be committed.
-                    let producer =
-                        match TermProducer::open(clients.term_producer.clone(), &clients.sender)
-                            .await
-                        {
-                            Ok(producer) => Arc::new(producer),
-                            Err(e) => {
-                                tracing::error!("election {}: {e}; rejoining", election.name);
-                                break Some(Control::Rejoin);
-                            }
-                        };
+                    let opened = match prepared.take() {
+                        Some(producer) => TermProducer::fence(producer, &clients.sender).await,
+                        None => TermProducer::open(&clients.term_producer, &clients.sender).await,
+                    };
+                    let producer = match opened {
+                        Ok(producer) => Arc::new(producer),
+                        Err(e) => {
+                            tracing::error!("election {}: {e}; rejoining", election.name);
+                            break Some(Control::Rejoin);
+                        }
+                    };
                     match append(&election, &clients.sender, &identity, false).await {
                         Ok(epoch) if revocations.load(Ordering::SeqCst) == before => {
                             election.set_term_producer(Some(producer));
@@ -208,6 +211,7 @@ pub async fn run(
                 }
                 Step::Membership(Membership::Lost) => {
                     close_term_producer(&election).await;
+                    prepared = TermProducer::prepare(&clients.term_producer).ok();
                     if let Some(epoch) = held.take() {
                         hooks.revoked(&election, epoch);
                     }

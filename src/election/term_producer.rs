@@ -60,10 +60,23 @@ impl TermProducer {
     /// Creates the producer and fences every earlier holder of its transactional id.
     /// `config` is a producer configuration with `transactional.id` set; `template` lends its
     /// routing (agents, topics, serializers).
-    pub async fn open(config: ClientConfig, template: &Sender) -> Result<TermProducer, String> {
-        let producer: FutureProducer = config
+    pub async fn open(config: &ClientConfig, template: &Sender) -> Result<TermProducer, String> {
+        Self::fence(Self::prepare(config)?, template).await
+    }
+
+    /// Creates the producer ahead of a term (connecting takes a moment the hand-off need not
+    /// wait for); [`TermProducer::fence`] starts the term with it.
+    pub fn prepare(config: &ClientConfig) -> Result<FutureProducer, String> {
+        config
             .create()
-            .map_err(|e| format!("cannot create the leader's producer: {e}"))?;
+            .map_err(|e| format!("cannot create the leader's producer: {e}"))
+    }
+
+    /// Fences every earlier holder of the transactional id with a prepared producer.
+    pub async fn fence(
+        producer: FutureProducer,
+        template: &Sender,
+    ) -> Result<TermProducer, String> {
         let initializing = producer.clone();
         tokio::task::spawn_blocking(move || {
             initializing.init_transactions(TRANSACTION_CALL_TIMEOUT)
