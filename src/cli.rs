@@ -16,7 +16,8 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
     name = "faust-rs",
     version,
     propagate_version = true,
-    max_term_width = 100
+    max_term_width = 100,
+    after_long_help = SIGNALS_AND_EXIT_STATUSES
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -25,6 +26,26 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// The operators' contract, shown by `--help` and in the man page.
+const SIGNALS_AND_EXIT_STATUSES: &str = "\
+Signals (worker):
+  TERM, INT  warm shutdown: hand leadership over, stop timers and fetching, finish in-flight
+             events within --shutdown-timeout, commit, leave the group; exit 0. A second TERM
+             or INT, or the deadline, turns it cold.
+  QUIT       cold shutdown: exit at once (status 3); unfinished events are processed again by
+             the partitions' next owner.
+  USR1       dump the worker's state (agents' current events, timers, elections, assignment)
+             to the log; the worker goes on.
+  USR2       stand down from every election this worker leads; it stays a candidate.
+  KILL       nothing to handle: unfinished events are processed again elsewhere.
+
+Exit statuses:
+  0  clean: finished, or a warm shutdown completed
+  1  runtime failure (brokers unreachable, an undeliverable record, on_error = \"stop\")
+  2  bad usage or a bad app definition, found before anything touched Kafka; a web port or
+     data directory already in use
+  3  cold shutdown: events were left unfinished and will be processed again";
 
 /// Options every subcommand accepts, as in `faust -A proj -l info --datadir DIR worker`.
 #[derive(Debug, Args)]
