@@ -36,6 +36,29 @@ fn queue_body(
     (help, index)
 }
 
+/// Records the first declaration of a `kind` called `name`; a later one with the same name is
+/// reported (naming the first's line) and refused.
+fn first_declaration(
+    report: &mut Report<'_>,
+    seen: &mut HashMap<String, Range<usize>>,
+    name: &Spanned<String>,
+    kind: &str,
+) -> bool {
+    if let Some(first) = seen.get(name.get_ref()) {
+        let line = report.position(first.start).0;
+        report.error(
+            name.span(),
+            format!(
+                "duplicate {kind} `{}` (first declared on line {line})",
+                name.get_ref()
+            ),
+        );
+        return false;
+    }
+    seen.insert(name.get_ref().clone(), name.span());
+    true
+}
+
 /// The one place bodies are compiled.
 fn compile_body(
     engine: &ScriptEngine,
@@ -154,15 +177,9 @@ pub(crate) fn validate(report: &mut Report<'_>, raw: RawApp) -> Option<(App, Scr
         if let Err(why) = check_topic_name(name) {
             report.error(def.name.span(), why);
         }
-        if let Some(first) = topic_spans.get(name) {
-            let line = report.position(first.start).0;
-            report.error(
-                def.name.span(),
-                format!("duplicate topic `{name}` (first declared on line {line})"),
-            );
+        if !first_declaration(report, &mut topic_spans, &def.name, "topic") {
             continue;
         }
-        topic_spans.insert(name.clone(), def.name.span());
         topics.push(declared_topic(
             report,
             def,
@@ -185,15 +202,9 @@ pub(crate) fn validate(report: &mut Report<'_>, raw: RawApp) -> Option<(App, Scr
         if let Err(why) = check_plain_name(name, "election") {
             report.error(def.name.span(), why);
         }
-        if let Some(first) = election_names.get(name) {
-            let line = report.position(first.start).0;
-            report.error(
-                def.name.span(),
-                format!("duplicate election `{name}` (first declared on line {line})"),
-            );
+        if !first_declaration(report, &mut election_names, &def.name, "election") {
             continue;
         }
-        election_names.insert(name.clone(), def.name.span());
         let owner = format!("election `{name}`");
         let mut hook = |report: &mut Report<'_>,
                         inline: &Option<Spanned<String>>,
@@ -246,15 +257,9 @@ pub(crate) fn validate(report: &mut Report<'_>, raw: RawApp) -> Option<(App, Scr
         if let Err(why) = check_identifier(name) {
             report.error(def.name.span(), why);
         }
-        if let Some(first) = agent_names.get(name) {
-            let line = report.position(first.start).0;
-            report.error(
-                def.name.span(),
-                format!("duplicate agent `{name}` (first declared on line {line})"),
-            );
+        if !first_declaration(report, &mut agent_names, &def.name, "agent") {
             continue;
         }
-        agent_names.insert(name.clone(), def.name.span());
         agent_defs.push(entry);
     }
     let mut implicit_topics: Vec<Topic> = Vec::new();
@@ -430,15 +435,9 @@ pub(crate) fn validate(report: &mut Report<'_>, raw: RawApp) -> Option<(App, Scr
         if let Err(why) = check_plain_name(name, "timer") {
             report.error(def.name.span(), why);
         }
-        if let Some(first) = timer_names.get(name) {
-            let line = report.position(first.start).0;
-            report.error(
-                def.name.span(),
-                format!("duplicate timer `{name}` (first declared on line {line})"),
-            );
+        if !first_declaration(report, &mut timer_names, &def.name, "timer") {
             continue;
         }
-        timer_names.insert(name.clone(), def.name.span());
         let schedule = schedule(report, entry);
         if let Some(m) = &def.on_master {
             report.warn(
@@ -478,15 +477,9 @@ pub(crate) fn validate(report: &mut Report<'_>, raw: RawApp) -> Option<(App, Scr
         if let Err(why) = check_plain_name(name, "task") {
             report.error(def.name.span(), why);
         }
-        if let Some(first) = task_names.get(name) {
-            let line = report.position(first.start).0;
-            report.error(
-                def.name.span(),
-                format!("duplicate task `{name}` (first declared on line {line})"),
-            );
+        if !first_declaration(report, &mut task_names, &def.name, "task") {
             continue;
         }
-        task_names.insert(name.clone(), def.name.span());
         let election = leader_election(
             report,
             def.on_leader.as_ref(),
