@@ -62,16 +62,6 @@ EOF
 STEPS_ARG='' MIN_WORKERS=2 TIMEOUT='' TICK_TIMEOUT=15 SEED='' RESTORE=1 APP_ARG=''
 START_TIMEOUT=${FAUST_RS_START_TIMEOUT:-60}
 
-usage_error() {
-    fr_warn "$*"
-    fr_warn "try: scripts/drill.sh -h"
-    exit 2
-}
-
-need_number() {
-    [[ ${2:-} =~ ^[0-9]+$ ]] || usage_error "$1 needs a whole number, not '${2:-}'"
-}
-
 while (($#)); do
     case $1 in
     -h | --help)

@@ -54,16 +54,6 @@ START_TIMEOUT=${FAUST_RS_START_TIMEOUT:-60}
 STOP_TIMEOUT=${FAUST_RS_STOP_TIMEOUT:-40}
 SAMPLE_MS=${FAUST_RS_SAMPLE_MS:-100}
 
-usage_error() {
-    fr_warn "$*"
-    fr_warn "try: scripts/rolling-restart.sh -h"
-    exit 2
-}
-
-need_number() {
-    [[ ${2:-} =~ ^[0-9]+$ ]] || usage_error "$1 needs a whole number, not '${2:-}'"
-}
-
 while (($#)); do
     case $1 in
     -h | --help)

@@ -48,12 +48,6 @@ EOF
 START_TIMEOUT=${FAUST_RS_START_TIMEOUT:-60}
 STOP_TIMEOUT=${FAUST_RS_STOP_TIMEOUT:-40}
 
-usage_error() {
-    fr_warn "$*"
-    fr_warn "try: scripts/workers.sh -h"
-    exit 2
-}
-
 cmd_start() {
     (($# >= 1)) || usage_error "start: missing N"
     local count=$1

@@ -25,6 +25,18 @@ FR_HTTP_TIMEOUT=${FAUST_RS_HTTP_TIMEOUT:-1}
 
 fr_say() { printf '%s: %s\n' "$FR_PROG" "$*"; }
 fr_warn() { printf '%s: %s\n' "$FR_PROG" "$*" >&2; }
+
+# usage_error MESSAGE: a bad command line: say so, point at -h, exit 2.
+usage_error() {
+    fr_warn "$*"
+    fr_warn "try: scripts/$FR_PROG -h"
+    exit 2
+}
+
+# need_number FLAG VALUE: VALUE must be a whole number.
+need_number() {
+    [[ ${2:-} =~ ^[0-9]+$ ]] || usage_error "$1 needs a whole number, not '${2:-}'"
+}
 fr_die() {
     fr_warn "$*"
     exit 1
