@@ -57,7 +57,7 @@ id = "{app_id}"
 broker = "{broker}"
 value_serializer = "raw"
 {timing}
-
+{kafka}
 [[agents]]
 name = "say"
 body = \'\'\'print(value)\'\'\'
@@ -80,11 +80,14 @@ def faust_rs_command(index, app_id, workdir, args):
         timing.append(f'session_timeout = {args.session_timeout}')
     if args.heartbeat_interval is not None:
         timing.append(f'heartbeat_interval = {args.heartbeat_interval}')
+    if args.election_heartbeat_interval is not None:
+        timing.append(f'election_heartbeat_interval = {args.election_heartbeat_interval}')
     app = os.path.join(workdir, 'leader.toml')
     if not os.path.exists(app):
         with open(app, 'w') as f:
+            kafka = f'\n[kafka]\ndebug = "{args.kafka_debug}"\n' if args.kafka_debug else ''
             f.write(FAUST_RS_APP.format(app_id=app_id, broker=args.broker, interval=args.interval,
-                                        timing='\n'.join(timing)))
+                                        timing='\n'.join(timing), kafka=kafka))
     port = args.base_port + index
     cmd = [FAUST_RS, '-A', app, '--datadir', os.path.join(workdir, f'data{index}'), 'worker',
            '-l', 'info', '--web-port', str(port), '--web-bind', '127.0.0.1', '--web-host', '127.0.0.1']
@@ -105,6 +108,8 @@ class Worker:
             env['FAUST_SESSION_TIMEOUT'] = str(args.session_timeout)
         if args.heartbeat_interval is not None:
             env['FAUST_HEARTBEAT_INTERVAL'] = str(args.heartbeat_interval)
+        if args.kafka_debug:
+            env['FAUST_RS_LOG'] = 'info,faust_rs::election=debug,librdkafka=debug'
         if args.impl == 'faust-rs':
             cmd, ident = faust_rs_command(index, app_id, workdir, args)
         else:
@@ -306,6 +311,11 @@ def main():
                         'right after a tick); default 6 = lcm of the 2 s timer and 3 s heartbeat')
     p.add_argument('--start-timeout', type=float, default=120.0)
     p.add_argument('--failover-timeout', type=float, default=None)
+    p.add_argument('--election-heartbeat-interval', type=float, default=None,
+                   help="faust-rs only: the app's election_heartbeat_interval (s); default: its own")
+    p.add_argument('--kafka-debug', metavar='CONTEXTS',
+                   help="faust-rs only: librdkafka debug contexts (e.g. cgrp,eos) in the workers' "
+                        'logs, with the election\'s stage timings; use with --keep-logs')
     p.add_argument('--json', help='also write the results to this file')
     p.add_argument('--keep-logs', action='store_true',
                    help="keep each round's worker logs (kept anyway when a round fails)")

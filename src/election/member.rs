@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::{ClientConfig, ClientContext, TopicPartitionList};
@@ -76,6 +77,7 @@ enum Step {
     Control(Control),
     Membership(Membership),
     Confirm,
+    Pump,
     Polled,
 }
 
@@ -91,6 +93,8 @@ pub struct Identity {
 pub struct Clients {
     /// The election group's consumer.
     pub consumer: ClientConfig,
+    /// Its `heartbeat.interval.ms`, which [`heartbeat_pump`] keeps to.
+    pub heartbeat_interval: Duration,
     /// The term's transactional producer (`transactional.id` set).
     pub term_producer: ClientConfig,
     /// Announcements and resignations (not transactional: the election topic's end offset
@@ -119,6 +123,7 @@ pub async fn run(
     // does not end a term, a stall longer than the session timeout always does.
     let mut confirmations = tokio::time::interval(election.session_timeout / 3);
     confirmations.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pump = heartbeat_pump(clients.heartbeat_interval);
     'membership: loop {
         let (events_tx, mut events) = mpsc::unbounded_channel();
         let context = MemberContext {
@@ -142,7 +147,7 @@ pub async fn run(
         }
         let mut held: Option<i64> = None;
         // The next term's producer, created ahead (one term, one producer).
-        let mut prepared = TermProducer::prepare(&clients.term_producer).ok();
+        let mut prepared = TermProducer::prepare(&clients.term_producer, &election.topic).ok();
         let ending = loop {
             // Only plain values leave the select: a polled message borrows librdkafka's
             // buffers and must not live across the awaits below.
@@ -152,6 +157,7 @@ pub async fn run(
                 Some(request) = control.recv() => Step::Control(request),
                 Some(event) = events.recv() => Step::Membership(event),
                 _ = confirmations.tick(), if held.is_some() => Step::Confirm,
+                _ = pump.tick() => Step::Pump,
                 // Polling serves the rebalance callbacks; the records themselves
                 // (announcements) are read by the observer.
                 message = consumer.recv() => {
@@ -165,19 +171,36 @@ pub async fn run(
                 Step::Stop => break None,
                 Step::Control(request) => break Some(request),
                 Step::Polled => {}
+                Step::Pump => {
+                    // Any request to the consumer's group handler wakes librdkafka's main
+                    // thread, which then sends the heartbeat if one is due.
+                    let _ = consumer.assignment();
+                }
                 // Keeps the term confirmed between leader ticks (a timer may tick less often
                 // than the session timeout) and notices a stall or a newer leader promptly.
                 Step::Confirm => {
                     election.confirm().await;
                 }
                 Step::Membership(Membership::Won) => {
+                    let won_at = std::time::Instant::now();
+                    tracing::debug!("election {}: assigned the partition", election.name);
                     let before = revocations.load(Ordering::SeqCst);
                     // Fence the previous leader's producer first: once this term is announced,
                     // nothing the old leader still had queued can be committed.
                     let opened = match prepared.take() {
-                        Some(producer) => TermProducer::fence(producer, &clients.sender).await,
-                        None => TermProducer::open(&clients.term_producer, &clients.sender).await,
+                        Some(producer) => {
+                            TermProducer::fence(producer, &clients.sender, &election.topic).await
+                        }
+                        None => {
+                            TermProducer::open(
+                                &clients.term_producer,
+                                &clients.sender,
+                                &election.topic,
+                            )
+                            .await
+                        }
                     };
+                    let fenced_at = std::time::Instant::now();
                     let producer = match opened {
                         Ok(producer) => Arc::new(producer),
                         Err(e) => {
@@ -193,6 +216,12 @@ pub async fn run(
                             tracing::info!(
                                 "election {}: this worker leads (epoch {epoch})",
                                 election.name
+                            );
+                            tracing::debug!(
+                                "election {}: fencing took {} ms, announcing {} ms",
+                                election.name,
+                                (fenced_at - won_at).as_millis(),
+                                fenced_at.elapsed().as_millis()
                             );
                             hooks.elected(&election, epoch);
                         }
@@ -211,7 +240,7 @@ pub async fn run(
                 }
                 Step::Membership(Membership::Lost) => {
                     close_term_producer(&election).await;
-                    prepared = TermProducer::prepare(&clients.term_producer).ok();
+                    prepared = TermProducer::prepare(&clients.term_producer, &election.topic).ok();
                     if let Some(epoch) = held.take() {
                         hooks.revoked(&election, epoch);
                     }
@@ -249,6 +278,7 @@ pub async fn run(
         // blocks until the group acknowledges, so it runs off the async threads.
         consumer.unsubscribe();
         let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+        tracing::debug!("election {}: left the group", election.name);
         // The hand-off is done; only now close the term's producer (which can take a moment).
         close_term_producer(&election).await;
         match ending {
@@ -270,6 +300,21 @@ pub async fn run(
             Some(Control::Rejoin) => continue 'membership,
         }
     }
+}
+
+/// A ticker that makes the election consumer's heartbeats keep to `heartbeat_interval`.
+///
+/// librdkafka sends a classic-protocol heartbeat only when its main thread wakes up and finds
+/// one due (librdkafka issue #1005: the group is served once per main-loop turn, not by a
+/// timer), and an idle consumer's main thread wakes every 0.5–1 s. Measured on a consumer with
+/// `heartbeat.interval.ms=100`: heartbeats 0.13–0.5 s apart, so the other candidates learned of
+/// a leader's leaving up to half a second late. Poking the group handler eight times per
+/// interval keeps heartbeats within 1.125 intervals of each other (100–125 ms measured).
+fn heartbeat_pump(heartbeat_interval: Duration) -> tokio::time::Interval {
+    let period = (heartbeat_interval / 8).max(Duration::from_millis(5));
+    let mut pump = tokio::time::interval(period);
+    pump.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    pump
 }
 
 /// Drops the term's transactional producer off the async threads (closing it may block).

@@ -59,26 +59,40 @@ fn classify(action: &str, error: KafkaError) -> TermSendError {
 impl TermProducer {
     /// Creates the producer and fences every earlier holder of its transactional id.
     /// `config` is a producer configuration with `transactional.id` set; `template` lends its
-    /// routing (agents, topics, serializers).
-    pub async fn open(config: &ClientConfig, template: &Sender) -> Result<TermProducer, String> {
-        Self::fence(Self::prepare(config)?, template).await
+    /// routing (agents, topics, serializers); `topic` is the election's (see [`connect`]).
+    pub async fn open(
+        config: &ClientConfig,
+        template: &Sender,
+        topic: &str,
+    ) -> Result<TermProducer, String> {
+        let producer = config
+            .create()
+            .map_err(|e| format!("cannot create the leader's producer: {e}"))?;
+        Self::fence(producer, template, topic).await
     }
 
-    /// Creates the producer ahead of a term (connecting takes a moment the hand-off need not
-    /// wait for); [`TermProducer::fence`] starts the term with it.
-    pub fn prepare(config: &ClientConfig) -> Result<FutureProducer, String> {
-        config
+    /// Creates the producer ahead of a term and starts connecting it, so that the hand-off
+    /// need not wait for either; [`TermProducer::fence`] starts the term with it.
+    pub fn prepare(config: &ClientConfig, topic: &str) -> Result<FutureProducer, String> {
+        let producer: FutureProducer = config
             .create()
-            .map_err(|e| format!("cannot create the leader's producer: {e}"))
+            .map_err(|e| format!("cannot create the leader's producer: {e}"))?;
+        let connecting = producer.clone();
+        let topic = topic.to_string();
+        tokio::task::spawn_blocking(move || connect(&connecting, &topic));
+        Ok(producer)
     }
 
     /// Fences every earlier holder of the transactional id with a prepared producer.
     pub async fn fence(
         producer: FutureProducer,
         template: &Sender,
+        topic: &str,
     ) -> Result<TermProducer, String> {
         let initializing = producer.clone();
+        let topic = topic.to_string();
         tokio::task::spawn_blocking(move || {
+            connect(&initializing, &topic);
             initializing.init_transactions(TRANSACTION_CALL_TIMEOUT)
         })
         .await
@@ -129,5 +143,20 @@ impl TermProducer {
         .await
         .map_err(|e| TermSendError::Failed(format!("transaction task: {e}")))?;
         result.map(|()| records.len())
+    }
+}
+
+/// Blocks until `producer` has a broker connection up, by fetching `topic`'s metadata (one
+/// round trip once connected).
+///
+/// `init_transactions` on a producer with no connection up yet finds no broker for its
+/// coordinator query and retries only after librdkafka's fixed 500 ms: measured as 503–506 ms
+/// of fencing for a term won right after start-up, against 2–7 ms with a connected producer.
+fn connect(producer: &FutureProducer, topic: &str) {
+    if let Err(e) = producer
+        .client()
+        .fetch_metadata(Some(topic), TRANSACTION_CALL_TIMEOUT)
+    {
+        tracing::debug!("the leader's producer cannot connect: {e}");
     }
 }

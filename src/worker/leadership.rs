@@ -106,6 +106,18 @@ impl Leadership {
             self.stop_reader.subscribe(),
         )));
         let hooks: Arc<dyn TermHooks> = Arc::new(Hooks { runner });
+        // Announcements and resignations are on the hand-off's critical path: their own
+        // producer sends them at once instead of lingering for a batch (5 ms each).
+        let announcer = if self.elections.iter().any(|e| e.candidate) {
+            let producer = settings
+                .producer()
+                .set("linger.ms", "0")
+                .create()
+                .map_err(|e| format!("cannot create the election announcer: {e}"))?;
+            sender.with_producer(producer)
+        } else {
+            sender.clone()
+        };
         for (election, control) in self.elections.iter().zip(&mut self.controls) {
             if !election.candidate {
                 continue;
@@ -137,8 +149,9 @@ impl Leadership {
             let control = control.take().expect("started once");
             let clients = member::Clients {
                 consumer: config,
+                heartbeat_interval: group.heartbeat_interval,
                 term_producer: term_config,
-                sender: sender.clone(),
+                sender: announcer.clone(),
             };
             self.members.push(tokio::spawn(member::run(
                 election.clone(),
