@@ -1,15 +1,17 @@
 //! The foundation's proof: the project's own rdkafka code talks to the real broker. 1,000
 //! records go into a fresh topic and come back through a consumer group exactly once each, in
-//! per-partition order.
+//! per-partition order; a member leaving with `kafka::group::leave` is gone from the group
+//! before its consumer is even closed.
 
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
+use faust_rs::kafka::group;
 use rdkafka::ClientConfig;
 use rdkafka::Message;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 const RECORDS: usize = 1_000;
@@ -83,4 +85,78 @@ async fn thousand_records_arrive_once_each_in_partition_order() {
         consumed, produced,
         "per-partition order differs from what was produced"
     );
+}
+
+/// Members of `group_id` as the group coordinator lists them.
+fn group_members(admin: &BaseConsumer, group_id: &str) -> Vec<String> {
+    let groups = admin
+        .fetch_group_list(Some(group_id), Duration::from_secs(5))
+        .expect("list the group");
+    groups
+        .groups()
+        .iter()
+        .flat_map(|g| g.members().iter().map(|m| m.id().to_string()))
+        .collect()
+}
+
+fn group_member(broker: &str, group_id: &str) -> StreamConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .set("group.id", group_id)
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "100")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_leaves_is_gone_from_the_group_before_it_closes() {
+    let broker = common::broker();
+    let topic = common::unique_name("leave");
+    let group_id = common::unique_name("leave-group");
+    common::create_topic(&broker, &topic, 2).await;
+    let admin: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker)
+        .create()
+        .expect("admin client");
+
+    let leaving = group_member(&broker, &group_id);
+    let staying = group_member(&broker, &group_id);
+    leaving.subscribe(&[&topic]).expect("subscribe");
+    staying.subscribe(&[&topic]).expect("subscribe");
+    // Poll both (which serves their rebalances) until the group lists both as members.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let leaving_id = loop {
+        for consumer in [&leaving, &staying] {
+            let _ = tokio::time::timeout(Duration::from_millis(50), consumer.recv()).await;
+        }
+        let id = group::member_id(&leaving).unwrap_or_default();
+        if !id.is_empty() && group_members(&admin, &group_id).len() == 2 {
+            break id;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the group never listed both members"
+        );
+    };
+
+    leaving.unsubscribe();
+    let took = group::leave(&leaving, Duration::from_secs(10))
+        .await
+        .expect("the group should let the member go");
+    assert!(took < Duration::from_secs(10));
+    assert_eq!(group::member_id(&leaving).as_deref(), Some(""));
+    // The LeaveGroup went out: the coordinator drops the member long before the 6 s session
+    // timeout would have, although its consumer is still open.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while group_members(&admin, &group_id).contains(&leaving_id) {
+        assert!(
+            Instant::now() < deadline,
+            "{leaving_id} is still a member 3 s after leaving"
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(50), staying.recv()).await;
+    }
+    drop(leaving);
 }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod group;
 pub mod offsets;
 
 pub use config::{ClientSettings, GroupProtocol, GroupSettings};

@@ -339,9 +339,23 @@ pub async fn run(
         };
     if finished_warm {
         leadership.stop().await;
-        // Leave the agents' group now (closing the consumer when `agents` drops sends the
-        // LeaveGroup), so its partitions move at once rather than after the session timeout.
+        // Leave the agents' group now, so its partitions move at once rather than after the
+        // session timeout. A dynamic classic member makes sure its LeaveGroup goes out (see
+        // `kafka::group`); a static one sends none by design, and under KIP-848 librdkafka
+        // leaves on close.
         agents.consumer().unsubscribe();
+        if group.instance_id.is_none() && group.protocol == GroupProtocol::Classic {
+            match crate::kafka::group::leave(agents.consumer(), app.session_timeout).await {
+                Ok(took) => {
+                    tracing::debug!("left group {} in {} ms", group.group_id, took.as_millis())
+                }
+                Err(waited) => tracing::warn!(
+                    "group {} has not let this worker leave after {:.1}s; closing anyway (the group notices after the session timeout)",
+                    group.group_id,
+                    waited.as_secs_f64()
+                ),
+            }
+        }
     } else {
         // Cold: no waiting on work; only hand leadership over if that is instant.
         let _ = tokio::time::timeout(Duration::from_millis(300), leadership.resign()).await;
