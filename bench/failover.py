@@ -17,6 +17,7 @@ first leads, and after the fail-over only the new leader ticks.
                     [--workers 3]
                             [--session-timeout S] [--heartbeat-interval S] [--interval 2.0]
                             [--phase-jitter 6] [--json FILE] [--keep-logs]
+                            [--election-heartbeat-interval S] [--kafka-debug cgrp,eos]
 
 Needs the broker (scripts/kafka.sh start); for Python Faust it runs bench/faust/setup.sh
 first (a no-op once installed); for faust-rs it uses target/release/faust-rs (env FAUST_RS). Standard library only: run it with any python3. Every wait is a poll with a
