@@ -143,7 +143,7 @@ async fn a_member_that_leaves_is_gone_from_the_group_before_it_closes() {
     };
 
     leaving.unsubscribe();
-    let took = group::leave(&leaving, Duration::from_secs(10))
+    let took = group::leave(&leaving, Duration::from_secs(10), &group_id)
         .await
         .expect("the group should let the member go");
     assert!(took < Duration::from_secs(10));

@@ -30,20 +30,29 @@ pub fn member_id<C: ConsumerContext + 'static>(consumer: &StreamConsumer<C>) -> 
 }
 
 /// After `consumer.unsubscribe()`: serves the consumer (its rebalance callbacks) until it has
-/// sent its LeaveGroup, for at most `patience`. `Ok` with the time it took, or `Err` with the
-/// time waited when the group had not let it go by then (closing it then sends no LeaveGroup:
-/// the group notices after the session timeout).
+/// sent its LeaveGroup, for at most `patience`, and logs the outcome under `group` (a name for
+/// the log). `Ok` with the time it took, or `Err` with the time waited when the group had not
+/// let it go by then (closing it then sends no LeaveGroup: the group notices after the session
+/// timeout).
 pub async fn leave<C: ConsumerContext + 'static>(
     consumer: &StreamConsumer<C>,
     patience: Duration,
+    group: &str,
 ) -> Result<Duration, Duration> {
     let started = tokio::time::Instant::now();
     while member_id(consumer).is_some_and(|id| !id.is_empty()) {
         if started.elapsed() >= patience {
-            return Err(started.elapsed());
+            let waited = started.elapsed();
+            tracing::warn!(
+                "{group}: the group has not let this worker leave after {:.1}s; closing anyway (the group notices after the session timeout)",
+                waited.as_secs_f64()
+            );
+            return Err(waited);
         }
         // Polling serves the callbacks; an unsubscribed consumer returns no record.
         let _ = tokio::time::timeout(Duration::from_millis(5), consumer.recv()).await;
     }
-    Ok(started.elapsed())
+    let took = started.elapsed();
+    tracing::debug!("{group}: left the group in {} ms", took.as_millis());
+    Ok(took)
 }

@@ -345,16 +345,12 @@ pub async fn run(
         // leaves on close.
         agents.consumer().unsubscribe();
         if group.instance_id.is_none() && group.protocol == GroupProtocol::Classic {
-            match crate::kafka::group::leave(agents.consumer(), app.session_timeout).await {
-                Ok(took) => {
-                    tracing::debug!("left group {} in {} ms", group.group_id, took.as_millis())
-                }
-                Err(waited) => tracing::warn!(
-                    "group {} has not let this worker leave after {:.1}s; closing anyway (the group notices after the session timeout)",
-                    group.group_id,
-                    waited.as_secs_f64()
-                ),
-            }
+            let _ = crate::kafka::group::leave(
+                agents.consumer(),
+                app.session_timeout,
+                &format!("group {}", group.group_id),
+            )
+            .await;
         }
     } else {
         // Cold: no waiting on work; only hand leadership over if that is instant.
