@@ -154,6 +154,13 @@ pub struct WorkerArgs {
         env = "FAUST_RS_SHUTDOWN_TIMEOUT"
     )]
     pub shutdown_timeout: f64,
+
+    /// Threads that evaluate agents' bodies (the evaluation pool). Bodies never run on the
+    /// threads that keep the worker's elections, heartbeats, web server and commits going, so
+    /// busy agents cannot starve them. Timers, tasks and hooks have threads of their own (as
+    /// many, at most one per timer plus one). Default: the number of cores.
+    #[arg(long, value_name = "N", env = "FAUST_RS_EVAL_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub eval_threads: Option<u16>,
 }
 
 #[derive(Debug, Args)]

@@ -1,10 +1,19 @@
 //! faust-rs: Faust's workers and leader election for Kafka, driven by an app definition in TOML
 //! whose agent and timer bodies are Rhai scripts.
 //!
-//! Data flows one way: CLI -> app definition -> worker -> (kafka, election, script) -> effects.
+//! Layers import one way, top to bottom:
+//!
+//! - `cli`, `commands` (one module per subcommand) and `worker` (the runtime, which wires the
+//!   layers below together);
+//! - `app` (the app definition: loading, validation, what it means to Kafka) and `election`;
+//! - `script` (the Rhai sandbox), `kafka` (librdkafka glue), `codec`, `clock`.
+//!
+//! Nothing below `worker` imports it; scripts never see librdkafka types, Kafka code never
+//! sees Rhai types.
 
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod codec;
 pub mod commands;
 pub mod election;
@@ -12,7 +21,6 @@ pub mod exit;
 pub mod kafka;
 pub mod logging;
 pub mod script;
-pub mod web;
 pub mod worker;
 
 use std::io::Write;
@@ -47,6 +55,10 @@ pub fn run(cli: Cli) -> Result<Status> {
                 shutdown_timeout: std::time::Duration::from_secs_f64(args.shutdown_timeout),
                 candidate: !args.no_candidate,
                 instance_id: args.instance_id,
+                eval_threads: args.eval_threads.map_or_else(
+                    || std::thread::available_parallelism().map_or(1, usize::from),
+                    usize::from,
+                ),
             };
             let runtime = runtime()?;
             let status = runtime.block_on(async {

@@ -12,6 +12,7 @@
 //! Loading never touches Kafka.
 
 pub mod diagnostics;
+mod kafka;
 mod load;
 pub mod model;
 pub mod schema;
@@ -20,6 +21,7 @@ mod validate;
 use std::path::Path;
 
 pub use diagnostics::{Diagnostic, LoadErrors, Severity};
+pub use kafka::sink_records;
 pub use model::*;
 
 use crate::script::ScriptEngine;

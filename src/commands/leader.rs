@@ -12,7 +12,6 @@ use crate::app::App;
 use crate::cli::LeaderArgs;
 use crate::election::{Announcement, observer};
 use crate::exit::{Fatal, Result, Status};
-use crate::worker::run::client_settings;
 
 pub async fn run(app: Arc<App>, args: LeaderArgs) -> Result<Status> {
     if let Some(name) = &args.election
@@ -30,7 +29,7 @@ pub async fn run(app: Arc<App>, args: LeaderArgs) -> Result<Status> {
             .expect("clap requires --web-port with --stand-down");
         return stand_down(port, args.election.as_deref()).await;
     }
-    let settings = client_settings(&app, format!("faust-rs-{}-leader", app.id));
+    let settings = app.client_settings(format!("faust-rs-{}-leader", app.id));
     let config = settings.admin();
     let names: Vec<String> = app
         .elections

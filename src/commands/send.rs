@@ -12,9 +12,8 @@ use crate::cli::SendArgs;
 use crate::codec::Serializer;
 use crate::exit::{Fatal, Result, Status};
 use crate::kafka::admin::ensure_topics;
+use crate::kafka::producer::{Pending, Producer, Record};
 use crate::script::SendTarget;
-use crate::worker::run::{client_settings, topic_spec};
-use crate::worker::sender::{Pending, Sender};
 
 /// Records enqueued before the oldest is awaited: keeps `--repeat` fast without unbounded
 /// memory.
@@ -35,13 +34,14 @@ pub async fn run(app: Arc<App>, args: SendArgs) -> Result<Status> {
         }
         None => SendTarget::Topic(args.entity.clone()),
     };
-    let settings = client_settings(&app, format!("faust-rs-{}-send", app.id));
-    let producer = settings
-        .producer()
-        .create()
-        .map_err(|e| Fatal::runtime(format!("cannot create a producer: {e}")))?;
-    let sender = Sender::new(producer, app.clone());
-    let (topic, key_serializer, value_serializer) = sender.route(&target);
+    let settings = app.client_settings(format!("faust-rs-{}-send", app.id));
+    let producer = Producer::new(
+        settings
+            .producer()
+            .create()
+            .map_err(|e| Fatal::runtime(format!("cannot create a producer: {e}")))?,
+    );
+    let (topic, key_serializer, value_serializer) = app.route(&target);
     let key = args
         .key
         .as_deref()
@@ -56,26 +56,26 @@ pub async fn run(app: Arc<App>, args: SendArgs) -> Result<Status> {
     // Create the topic first when the app owns it, so it gets the app's partition count rather
     // than whatever the broker's auto-creation would give it.
     if let Some(owned) = app.topic(&topic).filter(|t| t.create) {
-        ensure_topics(&settings, &[topic_spec(owned)])
+        ensure_topics(&settings, &[owned.spec()])
             .await
             .map_err(Fatal::runtime)?;
     }
 
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    let record = Record {
+        topic,
+        partition: args.partition,
+        key,
+        value,
+    };
     let mut window: VecDeque<Pending> = VecDeque::with_capacity(WINDOW.min(args.repeat as usize));
     for _ in 0..args.repeat {
         if window.len() >= WINDOW {
             report(&mut out, window.pop_front().expect("window is full")).await?;
         }
-        let pending = sender
-            .send_bytes(
-                &topic,
-                args.partition,
-                key.as_deref(),
-                value.as_deref(),
-                &[],
-            )
+        let pending = producer
+            .send(&record, &[])
             .await
             .map_err(Fatal::runtime)?;
         window.push_back(pending);

@@ -3,18 +3,19 @@
 //! a term: it announces itself, and gives the term up *before* the partition is revoked.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::{ClientConfig, ClientContext, TopicPartitionList};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
-use super::announcement::{Announcement, now_ms};
+use super::announcement::Announcement;
 use super::term_producer::TermProducer;
 use super::{Control, Election};
+use crate::clock::now_ms;
 use crate::kafka::group;
-use crate::worker::sender::Sender;
+use crate::kafka::producer::{Producer, Record};
 
 /// What the rebalance callbacks tell the task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,9 +27,6 @@ enum Membership {
 struct MemberContext {
     election: Arc<Election>,
     events: mpsc::UnboundedSender<Membership>,
-    /// Bumped on every revocation, so an announcement acknowledged after the partition moved
-    /// on is not taken for a term.
-    revocations: Arc<AtomicU64>,
 }
 
 fn holds_the_partition(list: &TopicPartitionList) -> bool {
@@ -43,7 +41,6 @@ impl ConsumerContext for MemberContext {
             && holds_the_partition(list)
         {
             // Stop acting before the partition can be given to someone else.
-            self.revocations.fetch_add(1, Ordering::SeqCst);
             // A term this worker gave up itself (stand-down, shutdown) has already ended; one
             // still running here is being taken away.
             if let Some(epoch) = self.election.end_term() {
@@ -100,7 +97,7 @@ pub struct Clients {
     pub term_producer: ClientConfig,
     /// Announcements and resignations (not transactional: the election topic's end offset
     /// must be the newest announcement's offset + 1).
-    pub sender: Sender,
+    pub announcer: Producer,
 }
 
 /// Hooks the membership task calls; they run on their own tasks.
@@ -109,7 +106,7 @@ pub trait TermHooks: Send + Sync {
     fn revoked(&self, election: &Arc<Election>, epoch: i64);
 }
 
-/// Runs this worker's candidacy until `stop` turns true; then leaves the group, so the next
+/// Runs this worker's candidacy until `stop` is cancelled; then leaves the group, so the next
 /// leader is elected at once rather than after the session timeout.
 pub async fn run(
     election: Arc<Election>,
@@ -117,9 +114,8 @@ pub async fn run(
     identity: Identity,
     hooks: Arc<dyn TermHooks>,
     mut control: mpsc::UnboundedReceiver<Control>,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
-    let revocations = Arc::new(AtomicU64::new(0));
     // Three confirmations per session timeout while leading: one late or failed confirmation
     // does not end a term, a stall longer than the session timeout always does.
     let mut confirmations = tokio::time::interval(election.session_timeout / 3);
@@ -130,7 +126,6 @@ pub async fn run(
         let context = MemberContext {
             election: election.clone(),
             events: events_tx,
-            revocations: revocations.clone(),
         };
         let consumer: MemberConsumer = match clients.consumer.create_with_context(context) {
             Ok(consumer) => consumer,
@@ -154,7 +149,7 @@ pub async fn run(
             // buffers and must not live across the awaits below.
             let step = tokio::select! {
                 biased;
-                _ = stop.wait_for(|s| *s) => Step::Stop,
+                _ = stop.cancelled() => Step::Stop,
                 Some(request) = control.recv() => Step::Control(request),
                 Some(event) = events.recv() => Step::Membership(event),
                 _ = confirmations.tick(), if held.is_some() => Step::Confirm,
@@ -185,21 +180,11 @@ pub async fn run(
                 Step::Membership(Membership::Won) => {
                     let won_at = std::time::Instant::now();
                     tracing::debug!("election {}: assigned the partition", election.name);
-                    let before = revocations.load(Ordering::SeqCst);
                     // Fence the previous leader's producer first: once this term is announced,
                     // nothing the old leader still had queued can be committed.
                     let opened = match prepared.take() {
-                        Some(producer) => {
-                            TermProducer::fence(producer, &clients.sender, &election.topic).await
-                        }
-                        None => {
-                            TermProducer::open(
-                                &clients.term_producer,
-                                &clients.sender,
-                                &election.topic,
-                            )
-                            .await
-                        }
+                        Some(producer) => TermProducer::fence(producer, &election.topic).await,
+                        None => TermProducer::open(&clients.term_producer, &election.topic).await,
                     };
                     let fenced_at = std::time::Instant::now();
                     let producer = match opened {
@@ -209,8 +194,10 @@ pub async fn run(
                             break Some(Control::Rejoin);
                         }
                     };
-                    match append(&election, &clients.sender, &identity, false).await {
-                        Ok(epoch) if revocations.load(Ordering::SeqCst) == before => {
+                    // The partition cannot move on while this awaits: the rebalance callbacks
+                    // run only when this task polls the consumer, below.
+                    match append(&election, &clients.announcer, &identity, false).await {
+                        Ok(epoch) => {
                             election.set_term_producer(Some(producer));
                             election.begin_term(epoch);
                             held = Some(epoch);
@@ -226,10 +213,6 @@ pub async fn run(
                             );
                             hooks.elected(&election, epoch);
                         }
-                        Ok(epoch) => tracing::info!(
-                            "election {}: partition moved on while announcing epoch {epoch}; no term",
-                            election.name
-                        ),
                         Err(e) => {
                             tracing::error!(
                                 "election {}: cannot announce: {e}; rejoining",
@@ -257,7 +240,7 @@ pub async fn run(
             // worker before a successor announces itself. Written before leaving the group, so
             // it always precedes the successor's announcement. Best effort: a failure only
             // delays the news until the successor's announcement.
-            let resignation = append(&election, &clients.sender, &identity, true);
+            let resignation = append(&election, &clients.announcer, &identity, true);
             match tokio::time::timeout(std::time::Duration::from_secs(1), resignation).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::warn!(
@@ -299,7 +282,7 @@ pub async fn run(
                 let old = held.unwrap_or(-1);
                 let mut latest = election.watch_latest();
                 tokio::select! {
-                    _ = stop.wait_for(|s| *s) => return,
+                    _ = stop.cancelled() => return,
                     _ = latest.wait_for(|l| l.as_ref().is_some_and(|a| a.epoch > old && !a.resigned)) => {}
                     _ = tokio::time::sleep(election.session_timeout) => {}
                 }
@@ -336,7 +319,7 @@ async fn close_term_producer(election: &Election) {
 /// record that its term ended by its own choice.
 async fn append(
     election: &Election,
-    sender: &Sender,
+    announcer: &Producer,
     identity: &Identity,
     resigned: bool,
 ) -> Result<i64, String> {
@@ -350,15 +333,13 @@ async fn append(
         since_ms: now_ms(),
         epoch: 0,
     };
-    let pending = sender
-        .send_bytes(
-            &election.topic,
-            Some(0),
-            Some(election.name.as_bytes()),
-            Some(&announcement.encode()),
-            &[],
-        )
-        .await?;
+    let record = Record {
+        topic: election.topic.clone(),
+        partition: Some(0),
+        key: Some(election.name.as_bytes().to_vec()),
+        value: Some(announcement.encode()),
+    };
+    let pending = announcer.send(&record, &[]).await?;
     let delivery = pending.delivered().await?;
     Ok(delivery.offset)
 }

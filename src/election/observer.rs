@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::{Announcement, Election};
 
@@ -76,11 +76,11 @@ fn announcement_of(message: &impl Message) -> Option<Announcement> {
     }
 }
 
-/// Keeps each election's newest announcement up to date until `stop` turns true.
+/// Keeps each election's newest announcement up to date until `stop` is cancelled.
 pub async fn follow(
     consumer: StreamConsumer,
     elections: Vec<Arc<Election>>,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let by_topic: HashMap<String, Arc<Election>> = elections
         .into_iter()
@@ -88,7 +88,7 @@ pub async fn follow(
         .collect();
     loop {
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.cancelled() => return,
             message = consumer.recv() => match message {
                 Ok(message) => {
                     if let (Some(election), Some(announcement)) = (by_topic.get(message.topic()), announcement_of(&message)) {

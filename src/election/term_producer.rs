@@ -10,14 +10,13 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::{FutureProducer, Producer as _};
 
-use crate::script::OutgoingRecord;
-use crate::worker::sender::Sender;
+use crate::kafka::producer::{Producer, Record};
 
 /// The transactional producer of one term.
 pub struct TermProducer {
-    sender: Sender,
+    producer: Producer,
     /// One transaction at a time: timers and hooks of the election take turns.
     turn: tokio::sync::Mutex<()>,
 }
@@ -58,17 +57,13 @@ fn classify(action: &str, error: KafkaError) -> TermSendError {
 
 impl TermProducer {
     /// Creates the producer and fences every earlier holder of its transactional id.
-    /// `config` is a producer configuration with `transactional.id` set; `template` lends its
-    /// routing (agents, topics, serializers); `topic` is the election's (see [`connect`]).
-    pub async fn open(
-        config: &ClientConfig,
-        template: &Sender,
-        topic: &str,
-    ) -> Result<TermProducer, String> {
+    /// `config` is a producer configuration with `transactional.id` set; `topic` is the
+    /// election's (see [`connect`]).
+    pub async fn open(config: &ClientConfig, topic: &str) -> Result<TermProducer, String> {
         let producer = config
             .create()
             .map_err(|e| format!("cannot create the leader's producer: {e}"))?;
-        Self::fence(producer, template, topic).await
+        Self::fence(producer, topic).await
     }
 
     /// Creates the producer ahead of a term and starts connecting it, so that the hand-off
@@ -84,11 +79,7 @@ impl TermProducer {
     }
 
     /// Fences every earlier holder of the transactional id with a prepared producer.
-    pub async fn fence(
-        producer: FutureProducer,
-        template: &Sender,
-        topic: &str,
-    ) -> Result<TermProducer, String> {
+    pub async fn fence(producer: FutureProducer, topic: &str) -> Result<TermProducer, String> {
         let initializing = producer.clone();
         let topic = topic.to_string();
         tokio::task::spawn_blocking(move || {
@@ -99,7 +90,7 @@ impl TermProducer {
         .map_err(|e| format!("init_transactions: {e}"))?
         .map_err(|e| format!("cannot fence earlier leaders (init_transactions): {e}"))?;
         Ok(TermProducer {
-            sender: template.with_producer(producer),
+            producer: Producer::new(producer),
             turn: tokio::sync::Mutex::new(()),
         })
     }
@@ -108,21 +99,21 @@ impl TermProducer {
     /// acknowledged). Returns how many were sent.
     pub async fn send_all(
         &self,
-        records: &[OutgoingRecord],
+        records: &[Record],
         headers: &[(&str, &[u8])],
     ) -> Result<usize, TermSendError> {
         if records.is_empty() {
             return Ok(0);
         }
         let _turn = self.turn.lock().await;
-        let producer = self.sender.producer().clone();
+        let producer = self.producer.inner().clone();
         producer
             .begin_transaction()
             .map_err(|e| classify("begin_transaction", e))?;
         let mut failure = None;
         for record in records {
             // The delivery futures need not be awaited: committing waits for every record.
-            if let Err(e) = self.sender.send(record, headers).await {
+            if let Err(e) = self.producer.send(record, headers).await {
                 failure = Some(TermSendError::Failed(e));
                 break;
             }

@@ -1,10 +1,12 @@
-//! librdkafka glue: client configuration, topic creation, the producer, and offset tracking
-//! for at-least-once. Nothing here knows about scripts.
+//! librdkafka glue: client configuration, topic creation, the producer, group membership and
+//! offset tracking for at-least-once. The bottom layer: nothing here knows about apps, scripts
+//! or the worker.
 
 pub mod admin;
 pub mod config;
 pub mod group;
 pub mod offsets;
+pub mod producer;
 
 pub use config::{ClientSettings, GroupProtocol, GroupSettings};
 pub use offsets::{OffsetTracker, TopicPartition};

@@ -4,7 +4,7 @@
 //! position of a partition is the lowest offset still in flight, or one past the highest
 //! dispatched offset when nothing is in flight.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, VecDeque};
 
 /// A topic and partition, owned so it can key maps across threads.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -28,9 +28,12 @@ impl std::fmt::Display for TopicPartition {
     }
 }
 
+/// One partition's events in dispatch order (offsets only grow), each with the number of
+/// pieces of work it still waits for: one per agent that has not finished it, plus one per
+/// record its bodies sent that is not yet acknowledged.
 #[derive(Debug, Default)]
 struct PartitionState {
-    in_flight: BTreeSet<i64>,
+    pending: VecDeque<(i64, u32)>,
     /// One past the highest offset dispatched so far.
     next: Option<i64>,
     /// The position last committed (or handed to a commit), to skip no-op commits.
@@ -39,49 +42,65 @@ struct PartitionState {
 
 impl PartitionState {
     fn committable(&self) -> Option<i64> {
-        self.in_flight.first().copied().or(self.next)
+        self.pending.front().map(|(offset, _)| *offset).or(self.next)
+    }
+
+    fn pieces(&mut self, offset: i64) -> Option<&mut u32> {
+        let index = self
+            .pending
+            .binary_search_by_key(&offset, |(o, _)| *o)
+            .ok()?;
+        Some(&mut self.pending[index].1)
     }
 }
 
-/// Offsets of the partitions this worker currently owns.
+/// Offsets of the partitions this worker currently owns. Owned by the agents' loop alone.
 #[derive(Debug, Default)]
 pub struct OffsetTracker {
     partitions: HashMap<TopicPartition, PartitionState>,
 }
 
 impl OffsetTracker {
-    /// Records that the event at `offset` was handed to an agent.
-    pub fn dispatched(&mut self, tp: &TopicPartition, offset: i64) {
-        let state = self.partitions.entry(tp.clone()).or_default();
-        state.in_flight.insert(offset);
-        state.next = Some(state.next.map_or(offset + 1, |n| n.max(offset + 1)));
+    /// Records that the event at `offset` was handed to `pieces` agents. Offsets of a partition
+    /// must be dispatched in increasing order.
+    pub fn dispatched(&mut self, tp: &TopicPartition, offset: i64, pieces: u32) {
+        let state = match self.partitions.get_mut(tp) {
+            Some(state) => state,
+            None => self.partitions.entry(tp.clone()).or_default(),
+        };
+        debug_assert!(state.next.is_none_or(|next| offset >= next));
+        state.pending.push_back((offset, pieces));
+        state.next = Some(offset + 1);
     }
 
-    /// Records an event that was dispatched and finished at once (nothing to wait for): one
-    /// step instead of [`OffsetTracker::dispatched`] then [`OffsetTracker::finished`].
-    pub fn completed(&mut self, tp: &TopicPartition, offset: i64) {
-        if let Some(state) = self.partitions.get_mut(tp) {
-            state.next = Some(state.next.map_or(offset + 1, |n| n.max(offset + 1)));
-        } else {
-            let state = PartitionState {
-                next: Some(offset + 1),
-                ..PartitionState::default()
-            };
-            self.partitions.insert(tp.clone(), state);
+    /// Adds `pieces` of work the event at `offset` waits for (records its body sent).
+    pub fn wait_for(&mut self, tp: &TopicPartition, offset: i64, pieces: u32) {
+        if let Some(count) = self.partitions.get_mut(tp).and_then(|s| s.pieces(offset)) {
+            *count += pieces;
         }
     }
 
-    /// Records that the event at `offset` finished. Events of partitions no longer owned
-    /// (revoked while in flight) are ignored: their new owner processes them again.
+    /// Records that one piece of the event at `offset` finished. Events of partitions no
+    /// longer owned (revoked while in flight) are ignored: their new owner processes them
+    /// again.
     pub fn finished(&mut self, tp: &TopicPartition, offset: i64) {
-        if let Some(state) = self.partitions.get_mut(tp) {
-            state.in_flight.remove(&offset);
+        let Some(state) = self.partitions.get_mut(tp) else {
+            return;
+        };
+        if let Some(count) = state.pieces(offset) {
+            *count = count.saturating_sub(1);
+        }
+        while state.pending.front().is_some_and(|(_, pieces)| *pieces == 0) {
+            state.pending.pop_front();
         }
     }
 
     /// Number of events dispatched and not yet finished, over every partition.
     pub fn in_flight(&self) -> usize {
-        self.partitions.values().map(|s| s.in_flight.len()).sum()
+        self.partitions
+            .values()
+            .map(|s| s.pending.iter().filter(|(_, pieces)| *pieces > 0).count())
+            .sum()
     }
 
     /// Positions to commit (the next offset to read, Kafka's convention) for every partition
@@ -135,7 +154,7 @@ mod tests {
     fn in_order_completion_commits_one_past_the_last() {
         let mut tracker = OffsetTracker::default();
         for offset in 10..15 {
-            tracker.dispatched(&tp(0), offset);
+            tracker.dispatched(&tp(0), offset, 1);
             tracker.finished(&tp(0), offset);
         }
         assert_eq!(tracker.take_commits(None), vec![(tp(0), 15)]);
@@ -146,8 +165,8 @@ mod tests {
     fn an_unfinished_event_holds_back_its_partition_only() {
         let mut tracker = OffsetTracker::default();
         for offset in 0..5 {
-            tracker.dispatched(&tp(0), offset);
-            tracker.dispatched(&tp(1), offset);
+            tracker.dispatched(&tp(0), offset, 1);
+            tracker.dispatched(&tp(1), offset, 1);
         }
         for offset in [0, 1, 3, 4] {
             tracker.finished(&tp(0), offset);
@@ -164,8 +183,8 @@ mod tests {
     #[test]
     fn revoked_partitions_are_forgotten_and_late_finishes_ignored() {
         let mut tracker = OffsetTracker::default();
-        tracker.dispatched(&tp(0), 7);
-        tracker.dispatched(&tp(1), 3);
+        tracker.dispatched(&tp(0), 7, 1);
+        tracker.dispatched(&tp(1), 3, 1);
         tracker.finished(&tp(1), 3);
         assert_eq!(tracker.take_commits(Some(&[tp(1)])), vec![(tp(1), 4)]);
         tracker.revoke(&[tp(0), tp(1)]);
@@ -175,20 +194,26 @@ mod tests {
     }
 
     #[test]
-    fn completed_events_move_the_position_but_never_past_one_in_flight() {
+    fn an_event_finishes_once_every_agent_and_every_send_did() {
         let mut tracker = OffsetTracker::default();
-        tracker.completed(&tp(0), 0);
-        tracker.dispatched(&tp(0), 1);
-        tracker.completed(&tp(0), 2);
-        assert_eq!(tracker.take_commits(None), vec![(tp(0), 1)]);
+        tracker.dispatched(&tp(0), 0, 2);
+        tracker.dispatched(&tp(0), 1, 1);
         tracker.finished(&tp(0), 1);
-        assert_eq!(tracker.take_commits(None), vec![(tp(0), 3)]);
+        tracker.finished(&tp(0), 0);
+        assert_eq!(tracker.take_commits(None), vec![(tp(0), 0)], "one agent left");
+        tracker.wait_for(&tp(0), 0, 2);
+        tracker.finished(&tp(0), 0);
+        tracker.finished(&tp(0), 0);
+        assert_eq!(tracker.take_commits(None), vec![], "one send unacknowledged");
+        assert_eq!(tracker.in_flight(), 1);
+        tracker.finished(&tp(0), 0);
+        assert_eq!(tracker.take_commits(None), vec![(tp(0), 2)]);
     }
 
     #[test]
     fn a_failed_commit_is_retried() {
         let mut tracker = OffsetTracker::default();
-        tracker.dispatched(&tp(0), 0);
+        tracker.dispatched(&tp(0), 0, 1);
         tracker.finished(&tp(0), 0);
         let commits = tracker.take_commits(None);
         tracker.commit_failed(&commits);

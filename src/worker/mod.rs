@@ -1,12 +1,17 @@
-//! The worker runtime: start-up and shutdown order, agents, timers, signals, the data
-//! directory lock and the shared state the web server shows.
+//! The worker runtime: it wires the layers below it together. Start-up and shutdown order
+//! ([`run`], [`shutdown`]), the agents ([`agents`]), timers and tasks ([`timers`]), the part in
+//! the elections ([`leadership`]), the evaluation pool every body runs on ([`pool`]), signals,
+//! the data-directory lock, the shared state ([`state`]) that the status server ([`web`]) and
+//! the USR1 dump show.
 
 pub mod agents;
 pub mod datadir;
 pub mod dump;
 pub mod leadership;
+pub mod pool;
 pub mod run;
-pub mod sender;
+pub mod shutdown;
 pub mod signals;
 pub mod state;
 pub mod timers;
+pub mod web;

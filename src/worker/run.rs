@@ -8,30 +8,33 @@
 //! leave the group.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use rdkafka::consumer::Consumer;
-use rdkafka::producer::Producer;
-use tokio::sync::{mpsc, watch};
+use rdkafka::producer::Producer as _;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
-use crate::app::{App, Topic};
+use crate::app::App;
 use crate::election::Election;
 use crate::election::member::Identity;
 use crate::exit::{Fatal, Result, Status};
-use crate::kafka::admin::{TopicSpec, ensure_topics};
-use crate::kafka::{ClientSettings, GroupProtocol, GroupSettings};
+use crate::kafka::admin::ensure_topics;
+use crate::kafka::producer::Producer;
+use crate::kafka::{GroupProtocol, GroupSettings};
 use crate::script::{Host, ScriptEngine};
-use crate::web;
-use crate::worker::agents::Agents;
+use crate::worker::agents::evaluate::Evaluator;
+use crate::worker::agents::{self, Leaving};
 use crate::worker::datadir::DataDir;
 use crate::worker::dump;
-use crate::worker::leadership::{Leadership, election_topics};
-use crate::worker::sender::Sender;
+use crate::worker::leadership::Leadership;
+use crate::worker::pool::EvalPool;
+use crate::worker::shutdown::Shutdown;
 use crate::worker::signals::Request;
 use crate::worker::state::WorkerState;
 use crate::worker::timers::{self, BodyRunner};
+use crate::worker::web;
 
 /// How this worker runs, from the command line.
 #[derive(Debug, Clone)]
@@ -45,6 +48,8 @@ pub struct WorkerOptions {
     pub candidate: bool,
     /// Static membership of the agents' group: an id, or `auto` (kept in the data directory).
     pub instance_id: Option<String>,
+    /// Threads of the evaluation pool's agents' lane.
+    pub eval_threads: usize,
 }
 
 /// The worker's answers to scripts' `worker_id()`, `is_leader()`, `leader_epoch()`: the
@@ -85,26 +90,14 @@ pub fn default_datadir(app: &App, web_port: u16) -> PathBuf {
     PathBuf::from(format!("{}-data", app.id)).join(format!("worker-{web_port}"))
 }
 
-/// The client settings every Kafka client of this app starts from.
-pub fn client_settings(app: &App, client_id: String) -> ClientSettings {
-    ClientSettings {
-        bootstrap: app.bootstrap_servers(),
-        client_id,
-        overrides: app
-            .kafka
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-    }
-}
-
-/// How a topic of the app is created.
-pub fn topic_spec(topic: &Topic) -> TopicSpec {
-    TopicSpec {
-        name: topic.name.clone(),
-        partitions: topic.partitions as i32,
-        replicas: i32::from(topic.replicas),
-        config: topic.creation_config().into_iter().collect(),
+/// Who this worker is: its id, host and web URL.
+fn identity(options: &WorkerOptions) -> Identity {
+    let host = host_name();
+    let web_host = options.web_host.clone().unwrap_or_else(|| host.clone());
+    Identity {
+        worker: format!("{web_host}:{}", options.web_port),
+        host,
+        web_url: format!("http://{web_host}:{}/", options.web_port),
     }
 }
 
@@ -113,7 +106,7 @@ pub async fn run(
     app: Arc<App>,
     engine: Arc<ScriptEngine>,
     options: WorkerOptions,
-    mut requests: mpsc::UnboundedReceiver<Request>,
+    requests: mpsc::UnboundedReceiver<Request>,
 ) -> Result<Status> {
     let datadir_path = options
         .datadir
@@ -123,71 +116,149 @@ pub async fn run(
     let listener = web::bind(&options.web_bind, options.web_port)
         .await
         .map_err(Fatal::config)?;
-    let host = host_name();
-    let web_host = options.web_host.clone().unwrap_or_else(|| host.clone());
-    let worker_id = format!("{web_host}:{}", options.web_port);
-    let web_url = format!("http://{web_host}:{}/", options.web_port);
-
+    let identity = identity(&options);
     tracing::info!(
-        "faust-rs {} starting: app {} (from {}), broker {}, worker {worker_id}, web {web_url}, datadir {}, pid {}, librdkafka {}, candidate {}",
+        "faust-rs {} starting: app {} (from {}), broker {}, worker {}, web {}, datadir {}, pid {}, librdkafka {}, candidate {}, evaluation threads {}",
         env!("CARGO_PKG_VERSION"),
         app.id,
         app.path.display(),
         app.bootstrap_servers(),
+        identity.worker,
+        identity.web_url,
         datadir.path().display(),
         std::process::id(),
         rdkafka::util::get_rdkafka_version().1,
         options.candidate,
+        options.eval_threads,
     );
 
-    let settings = client_settings(&app, format!("faust-rs-{}-{worker_id}", app.id));
+    let settings = app.client_settings(format!("faust-rs-{}-{}", app.id, identity.worker));
     let mut leadership =
         Leadership::new(&app, &settings, options.candidate).map_err(Fatal::runtime)?;
     let state = Arc::new(WorkerState::new(
         &app.id,
-        &worker_id,
-        &web_url,
+        &identity.worker,
+        &identity.web_url,
         app.agents.iter().map(|a| a.name.clone()),
         app.timers.iter().map(|t| t.name.clone()),
         leadership.elections.clone(),
     ));
+    let shutdown = Shutdown::default();
+    let group_description = Arc::new(OnceLock::new());
+    // Signals are obeyed from now until the process exits: USR1 dumps even during start-up
+    // and shutdown.
+    let obeying = tokio::spawn(obey(
+        requests,
+        shutdown.clone(),
+        app.clone(),
+        state.clone(),
+        group_description.clone(),
+        options.shutdown_timeout,
+    ));
     // Serve from now on: /health answers (and /ready says 503) while the topics are created
     // and the group is joined, however long the brokers take.
-    let (web_stop_tx, web_stop_rx) = watch::channel(false);
-    let web_task = tokio::spawn(web::serve(listener, state.clone(), async move {
-        let mut rx = web_stop_rx;
-        let _ = rx.wait_for(|s| *s).await;
-    }));
+    let web_stop = CancellationToken::new();
+    let web_task = tokio::spawn(web::serve(
+        listener,
+        state.clone(),
+        web_stop.clone().cancelled_owned(),
+    ));
 
-    let mut owned: Vec<TopicSpec> = app
-        .topics
-        .iter()
-        .filter(|t| t.create)
-        .map(topic_spec)
-        .collect();
-    owned.extend(election_topics(&app));
     // The one start-up step that can take long (brokers down or slow): a shutdown request
     // ends it, as there is nothing to finish yet.
+    let owned = app.owned_topics();
     tokio::select! {
         created = ensure_topics(&settings, &owned) => created.map_err(Fatal::runtime)?,
-        signal = next_shutdown_request(&mut requests) => {
-            tracing::warn!("{signal} during start-up: stopping before joining the group");
-            return Ok(Status::Clean);
-        }
+        _ = shutdown.warm.cancelled() => return Ok(Status::Clean),
     }
 
-    let producer = settings
-        .producer()
-        .create()
-        .map_err(|e| Fatal::runtime(format!("cannot create the producer: {e}")))?;
-    let sender = Sender::new(producer, app.clone());
-    let script_host: Arc<dyn Host> = Arc::new(WorkerHost {
+    let pool = Arc::new(
+        EvalPool::start(options.eval_threads, app.timers.len())
+            .map_err(|e| Fatal::runtime(format!("cannot start the evaluation pool: {e}")))?,
+    );
+    let producer = Producer::new(
+        settings
+            .producer()
+            .create()
+            .map_err(|e| Fatal::runtime(format!("cannot create the producer: {e}")))?,
+    );
+    let host: Arc<dyn Host> = Arc::new(WorkerHost {
         app_id: app.id.clone(),
-        worker_id: worker_id.clone(),
+        worker_id: identity.worker.clone(),
         leader: leadership.default_election().clone(),
     });
+    let group = agents_group(&app, &options, &datadir)?;
+    let description = describe_group(&app, &group);
+    tracing::info!("joining group {description}");
+    let _ = group_description.set(description);
+    let mut consumer_config = settings.consumer(&group);
+    consumer_config.set("statistics.interval.ms", "5000");
+    let evaluator = Arc::new(Evaluator {
+        app: app.clone(),
+        engine: engine.clone(),
+        host: host.clone(),
+        state: state.clone(),
+        producer: producer.clone(),
+        stopping: shutdown.warm.clone(),
+    });
+    let leaving = Leaving {
+        group_name: format!("group {}", group.group_id),
+        // A static member sends no LeaveGroup by design, and under KIP-848 librdkafka leaves
+        // on close; a dynamic classic member makes sure its LeaveGroup goes out.
+        wait_for_leave: (group.instance_id.is_none() && group.protocol == GroupProtocol::Classic)
+            .then_some(app.session_timeout),
+    };
+    let agents = agents::start(evaluator, pool.clone(), &consumer_config, leaving, &shutdown)
+        .map_err(Fatal::runtime)?;
 
-    let group = GroupSettings {
+    let runner = BodyRunner {
+        app: app.clone(),
+        engine,
+        host,
+        producer: producer.clone(),
+        pool: pool.clone(),
+    };
+    leadership
+        .start(&app, &settings, identity, runner.clone(), &shutdown)
+        .await
+        .map_err(Fatal::runtime)?;
+    start_timers(&runner, &state, &leadership, &shutdown);
+
+    shutdown.warm.cancelled().await;
+    // Not ready from here on: load balancers and scripts stop counting on this worker.
+    state.ready.store(false, Ordering::Relaxed);
+    let finished_warm = tokio::select! {
+        left = drain(&mut leadership, agents, &shutdown, &producer) => {
+            if left > 0 {
+                tracing::warn!("{left} events unfinished at shutdown; their partitions' next owner processes them again");
+            }
+            left == 0
+        }
+        _ = shutdown.cold.cancelled() => false,
+    };
+    if !finished_warm {
+        // Cold: no waiting on work; only hand leadership over if that is instant.
+        let _ = tokio::time::timeout(Duration::from_millis(300), leadership.resigned()).await;
+        // Dropping the Kafka clients would close them politely, which takes a second or more
+        // (revocation, LeaveGroup, producer flush). A cold shutdown skips that: the process is
+        // about to exit, and the groups reassign the partitions after the session timeout.
+        std::mem::forget((leadership, producer, pool));
+    }
+    web_stop.cancel();
+    if finished_warm {
+        let _ = tokio::time::timeout(Duration::from_millis(200), web_task).await;
+    }
+    obeying.abort();
+    match shutdown.failure() {
+        Some(reason) => Err(Fatal::runtime(reason)),
+        None if finished_warm => Ok(Status::Clean),
+        None => Ok(Status::Cold),
+    }
+}
+
+/// The agents' group membership.
+fn agents_group(app: &App, options: &WorkerOptions, datadir: &DataDir) -> Result<GroupSettings> {
+    Ok(GroupSettings {
         group_id: app.id.clone(),
         instance_id: match options.instance_id.as_deref() {
             Some("auto") => Some(datadir.instance_id(&app.id).map_err(Fatal::runtime)?),
@@ -200,8 +271,11 @@ pub async fn run(
         session_timeout: app.session_timeout,
         heartbeat_interval: app.heartbeat_interval,
         max_poll_interval: app.max_poll_interval,
-    };
-    let group_description = format!(
+    })
+}
+
+fn describe_group(app: &App, group: &GroupSettings) -> String {
+    format!(
         "{} ({} protocol, {})",
         group.group_id,
         app.group_protocol.name(),
@@ -209,181 +283,105 @@ pub async fn run(
             Some(id) => format!("static member {id}"),
             None => "dynamic member".to_string(),
         }
-    );
-    tracing::info!("joining group {group_description}");
-    let mut consumer_config = settings.consumer(&group);
-    consumer_config.set("statistics.interval.ms", "5000");
-    let agents = Arc::new(
-        Agents::new(
-            app.clone(),
-            engine.clone(),
-            script_host.clone(),
-            state.clone(),
-            sender.clone(),
-            consumer_config,
-        )
-        .map_err(Fatal::runtime)?,
-    );
-    agents.subscribe().map_err(Fatal::runtime)?;
+    )
+}
 
-    let runner = BodyRunner {
-        app: app.clone(),
-        engine: engine.clone(),
-        host: script_host.clone(),
-        sender: sender.clone(),
-    };
-    let identity = Identity {
-        worker: worker_id.clone(),
-        host,
-        web_url: web_url.clone(),
-    };
-    leadership
-        .start(&app, &settings, &sender, identity, runner.clone())
-        .map_err(Fatal::runtime)?;
-
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let agents_task = tokio::spawn({
-        let agents = agents.clone();
-        let stop = stop_rx.clone();
-        async move { agents.run(stop).await }
-    });
-    let commit_task = tokio::spawn(agents.clone().commit_loop(stop_rx.clone()));
-    let mut timer_tasks = Vec::new();
-    for (index, timer) in app.timers.iter().enumerate() {
+/// Starts every timer and the start-up tasks; they stop on a warm shutdown.
+fn start_timers(
+    runner: &BodyRunner,
+    state: &Arc<WorkerState>,
+    leadership: &Leadership,
+    shutdown: &Shutdown,
+) {
+    for (index, timer) in runner.app.timers.iter().enumerate() {
         let election = timer
             .election
             .as_deref()
             .and_then(|name| leadership.get(name).cloned());
-        timer_tasks.push(tokio::spawn(timers::run_timer(
+        shutdown.tasks.spawn(timers::run_timer(
             runner.clone(),
             state.clone(),
             index,
             election,
-            stop_rx.clone(),
-        )));
+            shutdown.warm.clone(),
+        ));
     }
-    let startup = tokio::spawn({
-        let runner = runner.clone();
-        async move { timers::run_startup_tasks(&runner).await }
-    });
-
-    let mut failures = agents.failures();
-    let ending = loop {
+    let (runner, stop) = (runner.clone(), shutdown.warm.clone());
+    shutdown.tasks.spawn(async move {
         tokio::select! {
-            request = requests.recv() => match request {
-                Some(Request::Dump) => tracing::warn!("{}", dump::render(&app, &state, &group_description)),
-                Some(Request::StandDown(signal)) => {
-                    let led: Vec<&str> = leadership.elections.iter().filter(|e| e.stand_down()).map(|e| e.name.as_str()).collect();
-                    tracing::warn!("{signal}: standing down from {}", if led.is_empty() { "nothing (this worker leads no election)".to_string() } else { led.join(", ") });
-                }
-                Some(request) => break Ending::Requested(request),
-                None => break Ending::Requested(Request::WarmShutdown("end of signal stream")),
-            },
-            _ = failures.changed() => {
-                let reason = failures.borrow().clone().unwrap_or_default();
-                break Ending::Failed(reason);
-            }
+            _ = timers::run_startup_tasks(&runner) => {}
+            _ = stop.cancelled() => {}
         }
-    };
+    });
+}
 
-    let cold = matches!(ending, Ending::Requested(Request::ColdShutdown(_)));
-    let failed = matches!(ending, Ending::Failed(_));
-    // Not ready from here on: load balancers and scripts stop counting on this worker.
-    state.ready.store(false, Ordering::Relaxed);
-    match &ending {
-        Ending::Requested(Request::WarmShutdown(signal)) => tracing::warn!(
-            "{signal}: warm shutdown (deadline {:?}; send TERM or INT again to stop at once)",
-            options.shutdown_timeout
-        ),
-        Ending::Requested(Request::ColdShutdown(signal)) => {
-            tracing::warn!("{signal}: cold shutdown")
-        }
-        Ending::Requested(request) => unreachable!("{request:?} does not end the loop"),
-        Ending::Failed(reason) => tracing::error!("stopping: {reason}"),
-    }
-    // Leader timers stop acting at once, whatever else shutdown still does.
-    let _ = stop_tx.send(true);
-    startup.abort();
-    let finished_warm = !cold
-        && {
-            let drain = async {
-                // Hand leadership over first: the next leader is elected while this one drains.
-                leadership.resign().await;
-                let _ = agents_task.await;
-                for task in timer_tasks {
-                    let _ = task.await;
-                }
-                let _ = commit_task.await;
-                // After a failure, the event that caused it never finishes: don't wait for it.
-                let patience = if failed {
-                    Duration::ZERO
+/// A warm shutdown after the warm signal: hand leadership over first (the next leader is
+/// elected while this one drains), let the agents finish what is in flight, commit and leave,
+/// wait for every other task, flush. Returns the number of events left unfinished.
+async fn drain(
+    leadership: &mut Leadership,
+    agents: tokio::task::JoinHandle<usize>,
+    shutdown: &Shutdown,
+    producer: &Producer,
+) -> usize {
+    leadership.resigned().await;
+    let left = agents.await.unwrap_or(0);
+    shutdown.tasks.close();
+    shutdown.tasks.wait().await;
+    let producer = producer.inner().clone();
+    let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
+    left
+}
+
+/// Carries out operators' requests (signals) until the process exits: the first TERM or INT
+/// starts a warm shutdown, a second one (or QUIT, or the shutdown deadline) makes it cold;
+/// USR1 dumps the worker's state, USR2 stands down.
+async fn obey(
+    mut requests: mpsc::UnboundedReceiver<Request>,
+    shutdown: Shutdown,
+    app: Arc<App>,
+    state: Arc<WorkerState>,
+    group: Arc<OnceLock<String>>,
+    deadline: Duration,
+) {
+    while let Some(request) = requests.recv().await {
+        match request {
+            Request::Dump => {
+                let group = group.get().map_or("(not joined yet)", String::as_str);
+                tracing::warn!("{}", dump::render(&app, &state, group));
+            }
+            Request::StandDown(signal) => {
+                let led: Vec<&str> = state
+                    .elections
+                    .iter()
+                    .filter(|e| e.stand_down())
+                    .map(|e| e.name.as_str())
+                    .collect();
+                let what = if led.is_empty() {
+                    "nothing (this worker leads no election)".to_string()
                 } else {
-                    options.shutdown_timeout
+                    led.join(", ")
                 };
-                let left = agents.drain(patience).await;
-                let _ = sender.producer().flush(Duration::from_secs(5));
-                left
-            };
-            tokio::select! {
-                left = drain => {
-                    if left > 0 {
-                        tracing::warn!("{left} events still in flight at the shutdown deadline: turning cold; their new owner will process them again");
-                    }
-                    left == 0
-                }
-                signal = next_shutdown_request(&mut requests) => {
-                    tracing::warn!("{signal} during warm shutdown: turning cold");
-                    false
-                }
+                tracing::warn!("{signal}: standing down from {what}");
             }
-        };
-    if finished_warm {
-        leadership.stop().await;
-        // Leave the agents' group now, so its partitions move at once rather than after the
-        // session timeout. A dynamic classic member makes sure its LeaveGroup goes out (see
-        // `kafka::group`); a static one sends none by design, and under KIP-848 librdkafka
-        // leaves on close.
-        agents.consumer().unsubscribe();
-        if group.instance_id.is_none() && group.protocol == GroupProtocol::Classic {
-            let _ = crate::kafka::group::leave(
-                agents.consumer(),
-                app.session_timeout,
-                &format!("group {}", group.group_id),
-            )
-            .await;
-        }
-    } else {
-        // Cold: no waiting on work; only hand leadership over if that is instant.
-        let _ = tokio::time::timeout(Duration::from_millis(300), leadership.resign()).await;
-        // Dropping the Kafka clients would close them politely, which takes a second or more
-        // (revocation, LeaveGroup, producer flush). A cold shutdown skips that: the process is
-        // about to exit, and the group reassigns the partitions after the session timeout.
-        std::mem::forget((agents, sender, leadership));
-    }
-    let _ = web_stop_tx.send(true);
-    if finished_warm {
-        let _ = tokio::time::timeout(Duration::from_millis(200), web_task).await;
-    }
-    state.ready.store(false, Ordering::Relaxed);
-    match ending {
-        Ending::Failed(reason) => Err(Fatal::runtime(reason)),
-        Ending::Requested(_) if finished_warm => Ok(Status::Clean),
-        Ending::Requested(_) => Ok(Status::Cold),
-    }
-}
-
-/// Waits for the next TERM, INT or QUIT (USR1 still dumps, USR2 is moot while stopping).
-async fn next_shutdown_request(requests: &mut mpsc::UnboundedReceiver<Request>) -> &'static str {
-    loop {
-        match requests.recv().await {
-            Some(Request::WarmShutdown(signal) | Request::ColdShutdown(signal)) => return signal,
-            Some(_) => {}
-            None => std::future::pending::<()>().await,
+            Request::WarmShutdown(signal) if !shutdown.warm.is_cancelled() => {
+                if group.get().is_none() {
+                    tracing::warn!("{signal} during start-up: stopping before joining the group");
+                } else {
+                    tracing::warn!(
+                        "{signal}: warm shutdown (deadline {deadline:?}; send TERM or INT again to stop at once)"
+                    );
+                }
+                shutdown.warm.cancel();
+            }
+            Request::WarmShutdown(signal) | Request::ColdShutdown(signal) => {
+                if shutdown.warm.is_cancelled() {
+                    tracing::warn!("{signal} during warm shutdown: turning cold");
+                } else {
+                    tracing::warn!("{signal}: cold shutdown");
+                }
+                shutdown.cold.cancel();
+            }
         }
     }
-}
-
-enum Ending {
-    Requested(Request),
-    Failed(String),
 }

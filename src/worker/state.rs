@@ -45,7 +45,7 @@ impl AgentCounters {
         self.busy_partition.store(partition, Ordering::Relaxed);
         self.busy_offset.store(offset, Ordering::Relaxed);
         self.busy_since_ms
-            .store(crate::election::announcement::now_ms(), Ordering::Relaxed);
+            .store(crate::clock::now_ms(), Ordering::Relaxed);
         self.busy.store(true, Ordering::Relaxed);
     }
 
@@ -168,6 +168,33 @@ impl WorkerState {
                 .lock()
                 .unwrap()
                 .is_none_or(|at| at.elapsed() >= READY_SETTLE)
+    }
+
+    /// Records partitions assigned in a rebalance: the worker is ready from now on.
+    pub fn assigned(&self, partitions: &[crate::kafka::TopicPartition]) {
+        let mut assignment = self.assignment.lock().unwrap();
+        for tp in partitions {
+            let owned = assignment.entry(tp.topic.clone()).or_default();
+            if !owned.contains(&tp.partition) {
+                owned.push(tp.partition);
+                owned.sort_unstable();
+            }
+        }
+        drop(assignment);
+        self.rebalances.fetch_add(1, Ordering::Relaxed);
+        *self.last_assignment.lock().unwrap() = Some(Instant::now());
+        self.ready.store(true, Ordering::Relaxed);
+    }
+
+    /// Forgets partitions revoked in a rebalance.
+    pub fn forget(&self, partitions: &[crate::kafka::TopicPartition]) {
+        let mut assignment = self.assignment.lock().unwrap();
+        for tp in partitions {
+            if let Some(owned) = assignment.get_mut(&tp.topic) {
+                owned.retain(|p| *p != tp.partition);
+            }
+        }
+        assignment.retain(|_, owned| !owned.is_empty());
     }
 
     pub fn agent(&self, name: &str) -> &AgentCounters {

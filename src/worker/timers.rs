@@ -8,24 +8,26 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::app::{App, Body, Schedule, Timer};
+use crate::clock::now_ms;
 use crate::election::Election;
-use crate::election::announcement::now_ms;
 use crate::election::term_producer::TermSendError;
-use crate::script::{EPOCH_HEADER, Host, ScriptEngine, encode_epoch};
-use crate::worker::sender::Sender;
+use crate::kafka::producer::{Producer, Record};
+use crate::script::{EPOCH_HEADER, Host, Outcome, ScriptEngine, encode_epoch};
+use crate::worker::pool::EvalPool;
 use crate::worker::state::{TimerCounters, WorkerState};
 
-/// What a timer or task body needs to run.
+/// What a timer, task or hook body needs to run.
 #[derive(Clone)]
 pub struct BodyRunner {
     pub app: Arc<App>,
     pub engine: Arc<ScriptEngine>,
     pub host: Arc<dyn Host>,
-    pub sender: Sender,
+    pub producer: Producer,
+    pub pool: Arc<EvalPool>,
 }
 
 impl BodyRunner {
@@ -36,10 +38,7 @@ impl BodyRunner {
     /// term is checked again (locally, without a broker round trip) after the body ran and
     /// just before its records are produced, so a worker paused mid-tick drops them.
     pub async fn run(&self, body: &Body, term: Option<(&Election, i64)>) -> Result<usize, String> {
-        let outcome = body
-            .script
-            .run(&self.engine, self.host.as_ref(), None)
-            .map_err(|e| e.to_string())?;
+        let outcome = self.evaluate(body).await?;
         if let Some((election, epoch)) = term
             && !election.still_holds(epoch)
         {
@@ -49,6 +48,11 @@ impl BodyRunner {
                 outcome.sends.len()
             ));
         }
+        let records = outcome
+            .sends
+            .iter()
+            .map(|record| self.app.encode(record))
+            .collect::<Result<Vec<Record>, String>>()?;
         let epoch_value = term.map(|(_, epoch)| encode_epoch(epoch));
         let headers: Vec<(&str, &[u8])> = epoch_value
             .iter()
@@ -63,7 +67,7 @@ impl BodyRunner {
                 )
             })?;
             return producer
-                .send_all(&outcome.sends, &headers)
+                .send_all(&records, &headers)
                 .await
                 .map_err(|e| {
                     if let TermSendError::Fenced(why) = &e {
@@ -72,15 +76,25 @@ impl BodyRunner {
                     e.to_string()
                 });
         }
-        let mut pending = Vec::with_capacity(outcome.sends.len());
-        for record in &outcome.sends {
-            pending.push(self.sender.send(record, &headers).await?);
+        let mut pending = Vec::with_capacity(records.len());
+        for record in &records {
+            pending.push(self.producer.send(record, &headers).await?);
         }
         let sent = pending.len();
         for p in pending {
             p.delivered().await?;
         }
         Ok(sent)
+    }
+
+    /// Runs a body on the evaluation pool (never on the async runtime's threads).
+    async fn evaluate(&self, body: &Body) -> Result<Outcome, String> {
+        let (script, engine, host) = (body.script.clone(), self.engine.clone(), self.host.clone());
+        self.pool
+            .run(move || script.run(&engine, host.as_ref(), None))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -91,7 +105,7 @@ pub async fn run_timer(
     state: Arc<WorkerState>,
     timer_index: usize,
     election: Option<Arc<Election>>,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let timer: &Timer = &runner.app.timers[timer_index];
     let counters = state.timer(&timer.name);
@@ -121,7 +135,7 @@ pub async fn run_timer(
             }
         };
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.cancelled() => return,
             more = wait => if !more {
                 tracing::warn!("timer {}: its schedule has no future time; it will not run again", timer.name);
                 return;

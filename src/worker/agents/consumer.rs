@@ -1,0 +1,357 @@
+//! The agents' consumer, polled on a thread of its own. librdkafka runs the rebalance and
+//! commit callbacks on the thread that polls, and some of them must block (a revocation
+//! commits synchronously before the partitions are given up), so that thread is never one of
+//! the async runtime's.
+//!
+//! The thread copies records out of librdkafka in batches, one per partition, and hands them
+//! to the agents' loop; it tells the loop of rebalances, and on a revocation asks it which
+//! offsets finished, commits them and only then lets librdkafka give the partitions up.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::kafka::TopicPartition;
+use crate::kafka::group;
+use crate::worker::state::WorkerState;
+
+/// A record copied out of librdkafka's buffers.
+pub struct Consumed {
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub timestamp: Option<i64>,
+}
+
+impl Consumed {
+    fn of(message: &BorrowedMessage<'_>) -> Consumed {
+        let headers = message
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Consumed {
+            offset: message.offset(),
+            key: message.key().map(<[u8]>::to_vec),
+            value: message.payload().map(<[u8]>::to_vec),
+            headers,
+            timestamp: message.timestamp().to_millis(),
+        }
+    }
+
+    /// Bytes held, for the loop's bound on what it queues.
+    pub fn size(&self) -> usize {
+        self.key.as_ref().map_or(0, Vec::len)
+            + self.value.as_ref().map_or(0, Vec::len)
+            + self.headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+    }
+}
+
+/// Consecutive records of one partition, as polled.
+pub struct Batch {
+    pub tp: TopicPartition,
+    /// The rebalance count when they were polled: records polled before a partition was
+    /// revoked and assigned again are older than its assignment, and dropped.
+    pub generation: u64,
+    pub records: Vec<Consumed>,
+}
+
+/// What the consumer thread tells the agents' loop, ahead of any record.
+pub enum Rebalanced {
+    /// Partitions assigned in rebalance number `generation`.
+    Assigned {
+        partitions: Vec<TopicPartition>,
+        generation: u64,
+    },
+    /// Partitions being revoked: reply with the positions to commit for them, and forget them.
+    Revoked {
+        partitions: Vec<TopicPartition>,
+        commits: std_mpsc::SyncSender<Vec<(TopicPartition, i64)>>,
+    },
+    /// An asynchronous commit of these positions failed: commit them again later.
+    CommitFailed(Vec<(TopicPartition, i64)>),
+}
+
+/// How the agents' loop ends the consumer thread's work.
+pub struct Finish {
+    /// Positions to commit (synchronously) before leaving.
+    pub commits: Vec<(TopicPartition, i64)>,
+    /// After unsubscribing, wait up to this long for the LeaveGroup to go out (dynamic classic
+    /// members, see `kafka::group`; a static member sends none by design, and under KIP-848
+    /// librdkafka leaves on close).
+    pub wait_for_leave: Option<Duration>,
+    pub done: oneshot::Sender<()>,
+}
+
+/// Rebalance, commit and statistics callbacks of the agents' consumer.
+pub struct AgentsContext {
+    state: Arc<WorkerState>,
+    rebalanced: mpsc::UnboundedSender<Rebalanced>,
+    /// Bumped on every rebalance callback, on the polling thread.
+    generation: AtomicU64,
+}
+
+/// How long a revocation waits for the loop's answer. The loop answers at once (rebalances
+/// come first in its `select!`); this only bounds a loop that is gone or wedged.
+const REVOKE_PATIENCE: Duration = Duration::from_secs(10);
+
+impl ClientContext for AgentsContext {
+    fn stats(&self, statistics: Statistics) {
+        // librdkafka keeps reporting partitions for a while after they were revoked: only the
+        // ones this worker owns count.
+        let assignment = self.state.assignment.lock().unwrap().clone();
+        let owned = |topic: &str, partition: i32| {
+            assignment
+                .get(topic)
+                .is_some_and(|ps| ps.contains(&partition))
+        };
+        let mut lag = BTreeMap::new();
+        for (topic, stats) in &statistics.topics {
+            for (partition, p) in &stats.partitions {
+                // -1 marks unknown lags (and librdkafka's internal "unassigned" partition).
+                if owned(topic, *partition) && p.consumer_lag >= 0 {
+                    lag.insert(format!("{topic}[{partition}]"), p.consumer_lag);
+                }
+            }
+        }
+        *self.state.lag.lock().unwrap() = lag;
+    }
+}
+
+impl ConsumerContext for AgentsContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            let revoked = partitions_of(list);
+            // At-least-once across owners: commit what finished here before the next owner
+            // starts from the committed position. Unfinished events are processed again there.
+            let (reply, answer) = std_mpsc::sync_channel(1);
+            let asked = self.rebalanced.send(Rebalanced::Revoked {
+                partitions: revoked.clone(),
+                commits: reply,
+            });
+            let commits = match asked {
+                Ok(()) => answer.recv_timeout(REVOKE_PATIENCE).unwrap_or_default(),
+                Err(_) => Vec::new(), // the loop has ended and committed already
+            };
+            commit(consumer, &self.state, &commits, CommitMode::Sync);
+            self.state.forget(&revoked);
+            tracing::info!("rebalance: revoked {}", describe(&revoked));
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(list) => {
+                let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+                let assigned = partitions_of(list);
+                self.state.assigned(&assigned);
+                tracing::info!("rebalance: assigned {}", describe(&assigned));
+                let _ = self.rebalanced.send(Rebalanced::Assigned {
+                    partitions: assigned,
+                    generation,
+                });
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => tracing::warn!("rebalance error: {e}"),
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            let failed: Vec<(TopicPartition, i64)> = offsets
+                .elements()
+                .iter()
+                .filter_map(|e| match e.offset() {
+                    Offset::Offset(o) => Some((TopicPartition::new(e.topic(), e.partition()), o)),
+                    _ => None,
+                })
+                .collect();
+            tracing::warn!("asynchronous offset commit failed (will retry): {e}");
+            let _ = self.rebalanced.send(Rebalanced::CommitFailed(failed));
+        }
+    }
+}
+
+pub type AgentsConsumer = BaseConsumer<AgentsContext>;
+
+/// Creates the agents' consumer (not yet subscribed) and the channel its rebalances come on.
+pub fn create(
+    config: &rdkafka::ClientConfig,
+    state: Arc<WorkerState>,
+) -> Result<(Arc<AgentsConsumer>, mpsc::UnboundedReceiver<Rebalanced>), String> {
+    let (rebalanced, rebalances) = mpsc::unbounded_channel();
+    let context = AgentsContext {
+        state,
+        rebalanced,
+        generation: AtomicU64::new(0),
+    };
+    let consumer: AgentsConsumer = config
+        .create_with_context(context)
+        .map_err(|e| format!("cannot create the agents' consumer: {e}"))?;
+    Ok((Arc::new(consumer), rebalances))
+}
+
+/// Commits `commits`; `false` when it failed (logged).
+pub fn commit(
+    consumer: &impl Consumer<AgentsContext>,
+    state: &WorkerState,
+    commits: &[(TopicPartition, i64)],
+    mode: CommitMode,
+) -> bool {
+    if commits.is_empty() {
+        return true;
+    }
+    let mut list = TopicPartitionList::new();
+    for (tp, position) in commits {
+        if let Err(e) = list.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*position))
+        {
+            tracing::warn!("offset commit of {tp}: {e}");
+        }
+    }
+    match consumer.commit(&list, mode) {
+        Ok(()) => {
+            state.commits.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        Err(e) => {
+            tracing::warn!("offset commit failed: {e}");
+            false
+        }
+    }
+}
+
+/// Most records copied out per turn of the polling thread (one hand-off to the loop).
+const MAX_POLL_BATCH: usize = 1024;
+/// How long one poll waits for a record; also how soon the thread sees a [`Finish`].
+const POLL_WAIT: Duration = Duration::from_millis(50);
+
+/// Starts the polling thread. It forwards records until `records`' receiver is dropped, then
+/// keeps serving callbacks until it gets the [`Finish`] and carries it out.
+pub fn spawn(
+    consumer: Arc<AgentsConsumer>,
+    records: mpsc::Sender<Vec<Batch>>,
+    finish: std_mpsc::Receiver<Finish>,
+    group_name: String,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("faust-rs-agents-consumer".into())
+        .spawn(move || {
+            forward(&consumer, &records);
+            drop(records);
+            let finish = serve_until_finish(&consumer, &finish);
+            if let Some(finish) = finish {
+                carry_out(&consumer, finish, &group_name);
+            }
+        })
+}
+
+/// Polls and forwards records until the loop stops taking them.
+fn forward(consumer: &AgentsConsumer, records: &mpsc::Sender<Vec<Batch>>) {
+    loop {
+        let Some(first) = consumer.poll(POLL_WAIT) else {
+            if records.is_closed() {
+                return;
+            }
+            continue;
+        };
+        let generation = consumer.context().generation.load(Ordering::SeqCst);
+        let mut batches: Vec<Batch> = Vec::new();
+        let mut add = |polled: KafkaResult<BorrowedMessage<'_>>| match polled {
+            Ok(message) => {
+                let tp = (message.topic(), message.partition());
+                match batches.last_mut() {
+                    Some(last) if (last.tp.topic.as_str(), last.tp.partition) == tp => {
+                        last.records.push(Consumed::of(&message));
+                    }
+                    _ => batches.push(Batch {
+                        tp: TopicPartition::new(tp.0, tp.1),
+                        generation,
+                        records: vec![Consumed::of(&message)],
+                    }),
+                }
+            }
+            Err(e) => tracing::warn!("agents' consumer: {e}"),
+        };
+        add(first);
+        for _ in 1..MAX_POLL_BATCH {
+            match consumer.poll(Duration::ZERO) {
+                Some(polled) => add(polled),
+                None => break,
+            }
+        }
+        if !batches.is_empty() && records.blocking_send(batches).is_err() {
+            return;
+        }
+    }
+}
+
+/// Serves the callbacks (a rebalance may still come while the loop drains) and discards any
+/// record: it is not committed, so its partition's next owner reads it.
+fn serve_until_finish(
+    consumer: &AgentsConsumer,
+    finish: &std_mpsc::Receiver<Finish>,
+) -> Option<Finish> {
+    if let Ok(assignment) = consumer.assignment() {
+        let _ = consumer.pause(&assignment);
+    }
+    loop {
+        match finish.try_recv() {
+            Ok(finish) => return Some(finish),
+            Err(std_mpsc::TryRecvError::Disconnected) => return None,
+            Err(std_mpsc::TryRecvError::Empty) => {
+                let _ = consumer.poll(POLL_WAIT);
+            }
+        }
+    }
+}
+
+fn carry_out(consumer: &AgentsConsumer, finish: Finish, group_name: &str) {
+    let started = Instant::now();
+    commit(
+        consumer,
+        &consumer.context().state,
+        &finish.commits,
+        CommitMode::Sync,
+    );
+    consumer.unsubscribe();
+    if let Some(patience) = finish.wait_for_leave {
+        let _ = group::leave_blocking(consumer, patience, group_name);
+    }
+    tracing::debug!(
+        "agents' consumer: final commit and leave took {} ms",
+        started.elapsed().as_millis()
+    );
+    let _ = finish.done.send(());
+}
+
+fn partitions_of(list: &TopicPartitionList) -> Vec<TopicPartition> {
+    list.elements()
+        .iter()
+        .map(|e| TopicPartition::new(e.topic(), e.partition()))
+        .collect()
+}
+
+fn describe(partitions: &[TopicPartition]) -> String {
+    if partitions.is_empty() {
+        return "nothing".into();
+    }
+    partitions
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}

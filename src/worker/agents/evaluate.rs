@@ -1,0 +1,270 @@
+//! What runs on the evaluation pool for the agents: a job takes consecutive records of one
+//! partition for one agent, decodes each with the agent's serializers, runs the body,
+//! enqueues what it sent (and its result, to the sinks) on the producer, applies the error
+//! policy to failures, and reports one [`Outcome`] per record to the agents' loop, which
+//! awaits the acknowledgements and does the offset bookkeeping.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::consumer::{Batch, Consumed};
+use crate::app::{Agent, App, ErrorPolicy};
+use crate::codec;
+use crate::kafka::TopicPartition;
+use crate::kafka::producer::{Pending, Producer, Record};
+use crate::script::{Event, Host, OutgoingRecord, ScriptEngine};
+use crate::worker::state::WorkerState;
+
+/// Everything an agent's evaluation needs, shared by the pool's threads.
+pub struct Evaluator {
+    pub app: Arc<App>,
+    pub engine: Arc<ScriptEngine>,
+    pub host: Arc<dyn Host>,
+    pub state: Arc<WorkerState>,
+    pub producer: Producer,
+    /// Cancelled when the worker stops: records of a job not started by then are abandoned
+    /// (not committed, so their partition's next owner processes them).
+    pub stopping: CancellationToken,
+}
+
+/// Records `range` of `batch` for agent `agent`.
+pub struct Job {
+    pub agent: usize,
+    /// The assignment the records were dispatched under (see the loop's `assigned`).
+    pub assignment: u64,
+    pub batch: Arc<Batch>,
+    pub range: Range<usize>,
+}
+
+impl Job {
+    pub fn tp(&self) -> &TopicPartition {
+        &self.batch.tp
+    }
+
+    pub fn records(&self) -> &[Consumed] {
+        &self.batch.records[self.range.clone()]
+    }
+}
+
+/// What became of one record of a job.
+pub enum Outcome {
+    /// Processed; nothing to wait for.
+    Done,
+    /// Processed; finished once these records are acknowledged.
+    Sending(Vec<(Pending, Sent)>),
+    /// The worker must stop because of this record, which never finishes.
+    Fatal(String),
+    /// Not processed: the worker is stopping.
+    Abandoned,
+}
+
+/// Which counter an acknowledged record moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    Output,
+    DeadLetter,
+}
+
+/// A job's report to the agents' loop.
+pub struct JobDone {
+    pub job: Job,
+    /// Parallel to the job's records.
+    pub outcomes: Vec<Outcome>,
+    pub elapsed: Duration,
+}
+
+impl Evaluator {
+    /// Runs a job to completion on the calling thread (one of the pool's).
+    pub fn run(&self, job: Job) -> JobDone {
+        let started = Instant::now();
+        let outcomes = job
+            .records()
+            .iter()
+            .map(|record| {
+                if self.stopping.is_cancelled() {
+                    Outcome::Abandoned
+                } else {
+                    self.process(job.agent, job.tp(), record)
+                }
+            })
+            .collect();
+        JobDone {
+            job,
+            outcomes,
+            elapsed: started.elapsed(),
+        }
+    }
+
+    fn process(&self, index: usize, tp: &TopicPartition, record: &Consumed) -> Outcome {
+        match self.evaluate(index, tp, record) {
+            Ok(records) => self.deliver(index, tp, record, &records),
+            Err(reason) => self.on_failure(index, tp, record, reason),
+        }
+    }
+
+    /// Runs agent `index`'s body on one record: the records to send (what the body sent,
+    /// then its result for each sink), or why it failed.
+    fn evaluate(
+        &self,
+        index: usize,
+        tp: &TopicPartition,
+        record: &Consumed,
+    ) -> Result<Vec<OutgoingRecord>, String> {
+        let agent = &self.app.agents[index];
+        let counters = self.state.agent(&agent.name);
+        counters.events_in.fetch_add(1, Ordering::Relaxed);
+        let event = event(agent, tp, record)?;
+        if agent.drop_stale_epochs
+            && let Some(epoch) = event.epoch()
+        {
+            // Fencing on the consumer side: a record from a term older than one already seen
+            // (here, or announced in the default election) comes from a leader that lost.
+            let newest = counters.newest_epoch.fetch_max(epoch, Ordering::Relaxed);
+            let newest = newest.max(self.host.leader_epoch().unwrap_or(-1));
+            if epoch < newest {
+                counters.events_stale.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    "agent {} {tp} offset {}: epoch {epoch} is older than {newest}; skipped",
+                    agent.name,
+                    record.offset
+                );
+                return Ok(Vec::new());
+            }
+        }
+        counters.start(tp.partition, record.offset);
+        let outcome = agent
+            .body
+            .script
+            .run(&self.engine, self.host.as_ref(), Some(&event));
+        counters.done();
+        let outcome = outcome.map_err(|e| e.to_string())?;
+        let mut records = outcome.sends;
+        if let Some(result) = outcome.result {
+            records.extend(crate::app::sink_records(&agent.sinks, &result));
+        }
+        Ok(records)
+    }
+
+    /// Encodes and enqueues what agent `index` sent for a record.
+    fn deliver(
+        &self,
+        index: usize,
+        tp: &TopicPartition,
+        record: &Consumed,
+        records: &[OutgoingRecord],
+    ) -> Outcome {
+        if records.is_empty() {
+            return Outcome::Done;
+        }
+        let mut pending = Vec::with_capacity(records.len());
+        for outgoing in records {
+            // An unencodable result is the body's fault: the error policy decides.
+            let enqueued = self
+                .app
+                .encode(outgoing)
+                .and_then(|encoded| self.producer.send_blocking(&encoded, &[]));
+            match enqueued {
+                Ok(p) => pending.push((p, Sent::Output)),
+                Err(reason) => return self.on_failure(index, tp, record, reason),
+            }
+        }
+        Outcome::Sending(pending)
+    }
+
+    /// Applies the agent's error policy to a record it could not process.
+    fn on_failure(
+        &self,
+        index: usize,
+        tp: &TopicPartition,
+        record: &Consumed,
+        reason: String,
+    ) -> Outcome {
+        let agent = &self.app.agents[index];
+        self.state
+            .agent(&agent.name)
+            .events_failed
+            .fetch_add(1, Ordering::Relaxed);
+        let place = format!(
+            "agent {} topic {} partition {} offset {}",
+            agent.name, tp.topic, tp.partition, record.offset
+        );
+        match &agent.on_error {
+            ErrorPolicy::Log => {
+                tracing::error!("{place}: {reason}; skipped (on_error = \"log\")");
+                Outcome::Done
+            }
+            ErrorPolicy::DeadLetter { topic } => {
+                tracing::error!("{place}: {reason}; sent to dead-letter topic {topic}");
+                match self.dead_letter(agent, topic, tp, record, &reason) {
+                    Ok(pending) => Outcome::Sending(vec![(pending, Sent::DeadLetter)]),
+                    Err(e) => Outcome::Fatal(format!("{place}: cannot dead-letter: {e}")),
+                }
+            }
+            ErrorPolicy::Stop => Outcome::Fatal(format!(
+                "{place}: {reason}; stopping the worker (on_error = \"stop\")"
+            )),
+        }
+    }
+
+    /// Enqueues the record as it came, with headers saying where it came from and why it
+    /// failed.
+    fn dead_letter(
+        &self,
+        agent: &Agent,
+        topic: &str,
+        tp: &TopicPartition,
+        record: &Consumed,
+        reason: &str,
+    ) -> Result<Pending, String> {
+        let partition = tp.partition.to_string();
+        let offset = record.offset.to_string();
+        let mut headers: Vec<(&str, &[u8])> = record
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        headers.extend([
+            ("faust-rs-error", reason.as_bytes()),
+            ("faust-rs-agent", agent.name.as_bytes()),
+            ("faust-rs-topic", tp.topic.as_bytes()),
+            ("faust-rs-partition", partition.as_bytes()),
+            ("faust-rs-offset", offset.as_bytes()),
+        ]);
+        let copy = Record {
+            topic: topic.to_string(),
+            partition: None,
+            key: record.key.clone(),
+            value: record.value.clone(),
+        };
+        self.producer.send_blocking(&copy, &headers)
+    }
+}
+
+/// Decodes a record with the agent's serializers into the event its body sees.
+fn event(agent: &Agent, tp: &TopicPartition, record: &Consumed) -> Result<Event, String> {
+    let key = codec::decode(agent.key_serializer, record.key.as_deref()).map_err(|e| {
+        format!(
+            "undecodable key ({} serializer): {e}",
+            agent.key_serializer.name()
+        )
+    })?;
+    let value = codec::decode(agent.value_serializer, record.value.as_deref()).map_err(|e| {
+        format!(
+            "undecodable value ({} serializer): {e}",
+            agent.value_serializer.name()
+        )
+    })?;
+    Ok(Event {
+        value,
+        key,
+        topic: tp.topic.clone(),
+        partition: tp.partition,
+        offset: record.offset,
+        timestamp: record.timestamp,
+        headers: record.headers.clone(),
+    })
+}

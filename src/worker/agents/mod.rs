@@ -1,0 +1,371 @@
+//! Agents: one consumer in the app's group (`{app id}`) subscribed to every agent topic, and
+//! one loop that owns everything about its records.
+//!
+//! Three kinds of threads, each with one job:
+//! - the consumer thread ([`consumer`]) polls librdkafka, copies records out in batches and
+//!   serves the rebalance callbacks;
+//! - the evaluation pool ([`crate::worker::pool`]) runs the bodies ([`evaluate`]) and enqueues
+//!   what they send;
+//! - the agents' loop ([`run`], an async task) owns the offset bookkeeping: one `select!` over
+//!   rebalances, finished jobs, acknowledgements, the commit tick, new records and shutdown
+//!   (vector's Kafka source has the same shape). Nothing else touches the
+//!   [`OffsetTracker`], so it needs no lock.
+//!
+//! An offset becomes committable once every agent of its topic has processed the record and
+//! every record those bodies sent is acknowledged. Offsets are committed on the commit tick,
+//! after `commit_every` events, for partitions being revoked (before they are given up), and
+//! once more when the worker stops.
+
+pub mod consumer;
+pub mod evaluate;
+mod queue;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
+use rdkafka::consumer::{CommitMode, Consumer};
+use tokio::sync::{mpsc, oneshot};
+
+use self::consumer::{AgentsConsumer, Batch, Finish, Rebalanced};
+use self::evaluate::{Evaluator, JobDone, Outcome, Sent};
+use self::queue::Queues;
+use crate::kafka::{OffsetTracker, TopicPartition};
+use crate::worker::pool::EvalPool;
+use crate::worker::shutdown::Shutdown;
+
+/// How the agents' group is left at the end (see [`Finish::wait_for_leave`]).
+pub struct Leaving {
+    pub group_name: String,
+    pub wait_for_leave: Option<Duration>,
+}
+
+/// Joins the group and starts the consumer thread and the agents' loop (on `shutdown`'s
+/// tracker). The loop ends on a warm shutdown once the work in flight is done and committed,
+/// or at once on a cold one; its result is the number of events it left unfinished.
+pub fn start(
+    evaluator: Arc<Evaluator>,
+    pool: Arc<EvalPool>,
+    consumer_config: &rdkafka::ClientConfig,
+    leaving: Leaving,
+    shutdown: &Shutdown,
+) -> Result<tokio::task::JoinHandle<usize>, String> {
+    let app = evaluator.app.clone();
+    let (consumer, rebalances) = consumer::create(consumer_config, evaluator.state.clone())?;
+    let queues = Queues::new(&app);
+    if queues.topics().is_empty() {
+        evaluator.state.ready.store(true, Ordering::Relaxed);
+        return Ok(shutdown.tasks.spawn(async { 0 }));
+    }
+    consumer
+        .subscribe(&queues.topics())
+        .map_err(|e| format!("cannot subscribe to {:?}: {e}", queues.topics()))?;
+    let (records_tx, records) = mpsc::channel(RECORDS_CHANNEL);
+    let (finish_tx, finish_rx) = std::sync::mpsc::channel();
+    let wait_for_leave = leaving.wait_for_leave;
+    consumer::spawn(consumer.clone(), records_tx, finish_rx, leaving.group_name)
+        .map_err(|e| format!("cannot start the agents' consumer thread: {e}"))?;
+    let agents_loop = AgentsLoop {
+        commit_every: app.commit_every,
+        commit_interval: app.commit_interval,
+        evaluator,
+        pool,
+        shutdown: shutdown.clone(),
+        consumer: Some(consumer),
+        tracker: OffsetTracker::default(),
+        assigned: HashMap::new(),
+        queues,
+        running: 0,
+        acks: FuturesUnordered::new(),
+        finished_since_commit: 0,
+    };
+    Ok(shutdown.tasks.spawn(agents_loop.run(
+        records,
+        rebalances,
+        finish_tx,
+        wait_for_leave,
+    )))
+}
+
+/// Hand-offs of polled batches that may wait for the loop: a little slack between the threads.
+const RECORDS_CHANNEL: usize = 4;
+
+/// An acknowledgement of one record an event caused.
+struct Ack {
+    tp: TopicPartition,
+    assignment: u64,
+    offset: i64,
+    agent: usize,
+    sent: Sent,
+    result: Result<(), String>,
+}
+
+struct AgentsLoop {
+    commit_every: u64,
+    commit_interval: Duration,
+    evaluator: Arc<Evaluator>,
+    pool: Arc<EvalPool>,
+    shutdown: Shutdown,
+    /// For asynchronous commits; dropped before the consumer thread's last work, so the
+    /// consumer closes there.
+    consumer: Option<Arc<AgentsConsumer>>,
+    tracker: OffsetTracker,
+    /// Partitions owned now, each with the rebalance that assigned it: records and results of
+    /// an earlier assignment of the same partition are stale.
+    assigned: HashMap<TopicPartition, u64>,
+    queues: Queues,
+    /// Jobs on the pool.
+    running: usize,
+    acks: FuturesUnordered<BoxFuture<'static, Ack>>,
+    finished_since_commit: u64,
+}
+
+impl AgentsLoop {
+    async fn run(
+        mut self,
+        records: mpsc::Receiver<Vec<Batch>>,
+        mut rebalances: mpsc::UnboundedReceiver<Rebalanced>,
+        finish: std::sync::mpsc::Sender<Finish>,
+        wait_for_leave: Option<Duration>,
+    ) -> usize {
+        let (done_tx, mut done) = mpsc::unbounded_channel::<JobDone>();
+        let mut records = Some(records);
+        let mut commit_tick = tokio::time::interval(self.commit_interval);
+        commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let shutdown = self.shutdown.clone();
+        loop {
+            self.dispatch(&done_tx);
+            let stopping = records.is_none();
+            if stopping && (self.idle() || shutdown.failure().is_some()) {
+                break;
+            }
+            tokio::select! {
+                biased;
+                _ = shutdown.cold.cancelled() => return self.unfinished(),
+                Some(event) = rebalances.recv() => self.rebalanced(event),
+                Some(job) = done.recv() => self.job_done(job),
+                Some(ack) = self.acks.next(), if !self.acks.is_empty() => self.acked(ack),
+                _ = commit_tick.tick() => self.commit_async(),
+                _ = shutdown.warm.cancelled(), if !stopping => {
+                    // Dropping the receiver tells the consumer thread to stop forwarding.
+                    records = None;
+                    self.queues.clear();
+                }
+                Some(batches) = next(&mut records), if self.queues.has_room() => {
+                    self.accept(batches);
+                }
+            }
+        }
+        let left = self.unfinished();
+        let commits = self.tracker.take_commits(None);
+        drop(self.consumer.take());
+        let (done, finished) = oneshot::channel();
+        let finishing = finish.send(Finish {
+            commits,
+            wait_for_leave,
+            done,
+        });
+        if finishing.is_ok() {
+            tokio::select! {
+                _ = finished => {}
+                _ = shutdown.cold.cancelled() => {}
+            }
+        }
+        left
+    }
+
+    /// No job running and no acknowledgement awaited.
+    fn idle(&self) -> bool {
+        self.running == 0 && self.acks.is_empty()
+    }
+
+    /// Events still in flight.
+    fn unfinished(&self) -> usize {
+        self.tracker.in_flight()
+    }
+
+    fn rebalanced(&mut self, event: Rebalanced) {
+        match event {
+            Rebalanced::Assigned {
+                partitions,
+                generation,
+            } => {
+                for tp in partitions {
+                    self.assigned.insert(tp, generation);
+                }
+            }
+            Rebalanced::Revoked {
+                partitions,
+                commits,
+            } => {
+                let _ = commits.send(self.tracker.take_commits(Some(&partitions)));
+                self.tracker.revoke(&partitions);
+                self.queues.forget(&partitions);
+                for tp in &partitions {
+                    self.assigned.remove(tp);
+                }
+            }
+            Rebalanced::CommitFailed(failed) => self.tracker.commit_failed(&failed),
+        }
+    }
+
+    /// Takes polled batches into the agents' queues; drops records polled under an earlier
+    /// assignment of their partition.
+    fn accept(&mut self, batches: Vec<Batch>) {
+        for batch in batches {
+            let Some(&assignment) = self.assigned.get(&batch.tp) else {
+                continue;
+            };
+            if batch.generation < assignment {
+                continue;
+            }
+            let Some(pieces) = self.queues.agents_of(&batch.tp.topic) else {
+                continue;
+            };
+            for record in &batch.records {
+                self.tracker.dispatched(&batch.tp, record.offset, pieces);
+            }
+            self.queues.push(Arc::new(batch), assignment);
+        }
+    }
+
+    /// Hands queued records to the pool, as far as each agent's concurrency allows.
+    fn dispatch(&mut self, done: &mpsc::UnboundedSender<JobDone>) {
+        while let Some(job) = self.queues.next_job() {
+            self.running += 1;
+            let evaluator = self.evaluator.clone();
+            let done = done.clone();
+            self.pool.spawn_agent(move || {
+                let _ = done.send(evaluator.run(job));
+            });
+        }
+    }
+
+    fn job_done(&mut self, done: JobDone) {
+        self.running -= 1;
+        let JobDone {
+            job,
+            outcomes,
+            elapsed,
+        } = done;
+        self.queues.finished(&job, elapsed);
+        let tp = job.tp().clone();
+        let current = self.assigned.get(&tp) == Some(&job.assignment);
+        for (record, outcome) in job.records().iter().zip(outcomes) {
+            match outcome {
+                Outcome::Done if current => self.finish(&tp, record.offset),
+                Outcome::Sending(pending) => {
+                    if current {
+                        // One piece per record sent, then the evaluation's own piece is done.
+                        self.tracker
+                            .wait_for(&tp, record.offset, pending.len() as u32);
+                        self.finish(&tp, record.offset);
+                    }
+                    for (pending, sent) in pending {
+                        self.acks.push(acknowledge(
+                            &tp,
+                            job.assignment,
+                            record.offset,
+                            job.agent,
+                            pending,
+                            sent,
+                        ));
+                    }
+                }
+                Outcome::Fatal(reason) => self.shutdown.fail(reason),
+                Outcome::Done | Outcome::Abandoned => {}
+            }
+        }
+    }
+
+    fn acked(&mut self, ack: Ack) {
+        let agent = &self.evaluator.app.agents[ack.agent].name;
+        let counters = self.evaluator.state.agent(agent);
+        match (ack.result, ack.sent) {
+            (Ok(()), Sent::Output) => {
+                counters.events_out.fetch_add(1, Ordering::Relaxed);
+            }
+            (Ok(()), Sent::DeadLetter) => {
+                counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
+            }
+            // librdkafka gave up after message.timeout.ms: the offset must not be committed,
+            // and the events after it cannot be either.
+            (Err(e), _) => {
+                let what = if ack.sent == Sent::DeadLetter {
+                    "dead-letter "
+                } else {
+                    ""
+                };
+                self.shutdown.fail(format!(
+                    "{what}{e} (for {} offset {}); stopping so it is redelivered",
+                    ack.tp, ack.offset
+                ));
+                return;
+            }
+        }
+        if self.assigned.get(&ack.tp) == Some(&ack.assignment) {
+            self.tracker.finished(&ack.tp, ack.offset);
+        }
+    }
+
+    /// One piece of an event finished; commits early after `commit_every` of them.
+    fn finish(&mut self, tp: &TopicPartition, offset: i64) {
+        self.tracker.finished(tp, offset);
+        self.finished_since_commit += 1;
+        if self.finished_since_commit >= self.commit_every {
+            self.commit_async();
+        }
+    }
+
+    /// Commits every finished offset (errors come back through the commit callback and are
+    /// retried).
+    fn commit_async(&mut self) {
+        self.finished_since_commit = 0;
+        let Some(consumer) = &self.consumer else {
+            return;
+        };
+        let commits = self.tracker.take_commits(None);
+        if !consumer::commit(
+            consumer.as_ref(),
+            &self.evaluator.state,
+            &commits,
+            CommitMode::Async,
+        ) {
+            self.tracker.commit_failed(&commits);
+        }
+    }
+}
+
+/// The next polled batches, or never once the loop stopped taking records.
+async fn next(records: &mut Option<mpsc::Receiver<Vec<Batch>>>) -> Option<Vec<Batch>> {
+    match records {
+        Some(records) => records.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn acknowledge(
+    tp: &TopicPartition,
+    assignment: u64,
+    offset: i64,
+    agent: usize,
+    pending: crate::kafka::producer::Pending,
+    sent: Sent,
+) -> BoxFuture<'static, Ack> {
+    let tp = tp.clone();
+    Box::pin(async move {
+        let result = pending.delivered().await.map(|_| ());
+        Ack {
+            tp,
+            assignment,
+            offset,
+            agent,
+            sent,
+            result,
+        }
+    })
+}
