@@ -199,7 +199,6 @@ pub async fn run(
         host: host.clone(),
         state: state.clone(),
         producer: producer.clone(),
-        stopping: shutdown.warm.clone(),
     });
     let leaving = Leaving {
         group_name: format!("group {}", group.group_id),

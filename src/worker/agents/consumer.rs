@@ -261,11 +261,8 @@ pub fn spawn(
 
 /// Polls and forwards records until the loop stops taking them.
 fn forward(consumer: &AgentsConsumer, records: &mpsc::Sender<Vec<Batch>>) {
-    loop {
+    while !records.is_closed() {
         let Some(first) = consumer.poll(POLL_WAIT) else {
-            if records.is_closed() {
-                return;
-            }
             continue;
         };
         let generation = consumer.context().generation.load(Ordering::SeqCst);

@@ -9,8 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use tokio_util::sync::CancellationToken;
-
 use super::consumer::{Batch, Consumed};
 use crate::app::{Agent, App, ErrorPolicy};
 use crate::codec;
@@ -26,9 +24,6 @@ pub struct Evaluator {
     pub host: Arc<dyn Host>,
     pub state: Arc<WorkerState>,
     pub producer: Producer,
-    /// Cancelled when the worker stops: records of a job not started by then are abandoned
-    /// (not committed, so their partition's next owner processes them).
-    pub stopping: CancellationToken,
 }
 
 /// Records `range` of `batch` for agent `agent`.
@@ -58,8 +53,6 @@ pub enum Outcome {
     Sending(Vec<(Pending, Sent)>),
     /// The worker must stop because of this record, which never finishes.
     Fatal(String),
-    /// Not processed: the worker is stopping.
-    Abandoned,
 }
 
 /// Which counter an acknowledged record moves.
@@ -78,19 +71,16 @@ pub struct JobDone {
 }
 
 impl Evaluator {
-    /// Runs a job to completion on the calling thread (one of the pool's).
+    /// Runs a job to completion on the calling thread (one of the pool's). A job is never cut
+    /// short, not even by a warm shutdown: with `concurrency > 1` a later job of the same
+    /// partition may finish meanwhile, and records skipped before it would be processed
+    /// twice (the commit cannot pass them).
     pub fn run(&self, job: Job) -> JobDone {
         let started = Instant::now();
         let outcomes = job
             .records()
             .iter()
-            .map(|record| {
-                if self.stopping.is_cancelled() {
-                    Outcome::Abandoned
-                } else {
-                    self.process(job.agent, job.tp(), record)
-                }
-            })
+            .map(|record| self.process(job.agent, job.tp(), record))
             .collect();
         JobDone {
             job,

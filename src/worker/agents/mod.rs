@@ -80,6 +80,7 @@ pub fn start(
         assigned: HashMap::new(),
         queues,
         running: 0,
+        running_records: 0,
         acks: FuturesUnordered::new(),
         finished_since_commit: 0,
     };
@@ -118,8 +119,9 @@ struct AgentsLoop {
     /// an earlier assignment of the same partition are stale.
     assigned: HashMap<TopicPartition, u64>,
     queues: Queues,
-    /// Jobs on the pool.
+    /// Jobs on the pool, and the records they hold.
     running: usize,
+    running_records: usize,
     acks: FuturesUnordered<BoxFuture<'static, Ack>>,
     finished_since_commit: u64,
 }
@@ -162,6 +164,9 @@ impl AgentsLoop {
         }
         let left = self.unfinished();
         let commits = self.tracker.take_commits(None);
+        // From here on the consumer thread commits and leaves on its own: a revocation while
+        // it leaves must not wait for this loop's answer.
+        drop(rebalances);
         drop(self.consumer.take());
         let (done, finished) = oneshot::channel();
         let finishing = finish.send(Finish {
@@ -183,9 +188,10 @@ impl AgentsLoop {
         self.running == 0 && self.acks.is_empty()
     }
 
-    /// Events still in flight.
+    /// Events being processed or waiting for acknowledgements (records only queued here are
+    /// not: dropping them loses nothing, their partition's next owner reads them).
     fn unfinished(&self) -> usize {
-        self.tracker.in_flight()
+        self.running_records + self.acks.len()
     }
 
     fn rebalanced(&mut self, event: Rebalanced) {
@@ -237,6 +243,7 @@ impl AgentsLoop {
     fn dispatch(&mut self, done: &mpsc::UnboundedSender<JobDone>) {
         while let Some(job) = self.queues.next_job() {
             self.running += 1;
+            self.running_records += job.range.len();
             let evaluator = self.evaluator.clone();
             let done = done.clone();
             self.pool.spawn_agent(move || {
@@ -253,6 +260,7 @@ impl AgentsLoop {
             elapsed,
         } = done;
         self.queues.finished(&job, elapsed);
+        self.running_records -= job.range.len();
         let tp = job.tp().clone();
         let current = self.assigned.get(&tp) == Some(&job.assignment);
         for (record, outcome) in job.records().iter().zip(outcomes) {
@@ -277,7 +285,7 @@ impl AgentsLoop {
                     }
                 }
                 Outcome::Fatal(reason) => self.shutdown.fail(reason),
-                Outcome::Done | Outcome::Abandoned => {}
+                Outcome::Done => {}
             }
         }
     }

@@ -64,7 +64,8 @@ impl Queues {
                 slices: VecDeque::new(),
                 running: 0,
                 concurrency: agent.concurrency.max(1) as usize,
-                cost: Duration::from_millis(1),
+                // Until measured, assume the worst: one record per job.
+                cost: JOB_TARGET,
             })
             .collect();
         Queues {
