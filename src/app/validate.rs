@@ -16,7 +16,9 @@ use super::load::{Entry, RawApp};
 use super::model::*;
 use super::schema::{AppSection, OnError, TimerDef, TopicDef};
 use crate::codec::Serializer;
-use crate::script::{BodyKind, CompileError, Script, ScriptEngine, ScriptLimits, ScriptNames};
+use crate::script::{
+    BodyKind, CompileError, Script, ScriptEngine, ScriptLimits, ScriptNames, check_agent_name,
+};
 
 /// An entry's help line (its `help` key, else its body's first comment line) and the index of
 /// its body among those waiting to be compiled.
@@ -254,7 +256,7 @@ pub(crate) fn validate(report: &mut Report<'_>, raw: RawApp) -> Option<(App, Scr
     for entry in &raw.agents {
         let def = &entry.def;
         let name = def.name.get_ref();
-        if let Err(why) = check_identifier(name) {
+        if let Err(why) = check_agent_name(name) {
             report.error(def.name.span(), why);
         }
         if !first_declaration(report, &mut agent_names, &def.name, "agent") {
@@ -303,7 +305,7 @@ pub(crate) fn validate(report: &mut Report<'_>, raw: RawApp) -> Option<(App, Scr
                 let derived = format!("{id}-{name}");
                 // Only report what the parts' own checks did not already report.
                 if check_app_id(&id).is_ok()
-                    && check_identifier(&name).is_ok()
+                    && check_agent_name(&name).is_ok()
                     && let Err(why) = check_topic_name(&derived)
                 {
                     report.error(
@@ -1225,101 +1227,6 @@ fn check_plain_name(name: &str, what: &str) -> Result<(), String> {
     if !kafka_name_chars(name) {
         return Err(format!(
             "{what} name `{name}` may only hold letters, digits, `.`, `_` and `-`"
-        ));
-    }
-    Ok(())
-}
-
-/// Words an agent may not be called: Rhai keywords and the names scripts already use.
-const RESERVED: &[&str] = &[
-    "let",
-    "const",
-    "fn",
-    "if",
-    "else",
-    "while",
-    "loop",
-    "for",
-    "in",
-    "do",
-    "until",
-    "return",
-    "throw",
-    "try",
-    "catch",
-    "switch",
-    "break",
-    "continue",
-    "true",
-    "false",
-    "this",
-    "import",
-    "export",
-    "as",
-    "private",
-    "global",
-    "print",
-    "debug",
-    "type_of",
-    "eval",
-    "Fn",
-    "call",
-    "curry",
-    "is_def_fn",
-    "is_def_var",
-    "is_shared",
-    "var",
-    "static",
-    "shared",
-    "go",
-    "sync",
-    "async",
-    "await",
-    "yield",
-    "match",
-    "case",
-    "public",
-    "protected",
-    "new",
-    "use",
-    "with",
-    "module",
-    "package",
-    "super",
-    "thread",
-    "spawn",
-    "default",
-    "void",
-    "null",
-    "nil",
-    "value",
-    "key",
-    "topic",
-    "partition",
-    "offset",
-    "headers",
-    "send",
-    "timestamp",
-];
-
-/// Agent names are Rhai identifiers (`say.send(v)`).
-fn check_identifier(name: &str) -> Result<(), String> {
-    let mut chars = name.chars();
-    let valid = match chars.next() {
-        Some(c) if c.is_ascii_alphabetic() || c == '_' => {
-            chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        }
-        _ => false,
-    };
-    if !valid {
-        return Err(format!(
-            "agent name `{name}` must be an identifier (a letter or `_`, then letters, digits or \
-             `_`): scripts call `{name}.send(v)`"
-        ));
-    }
-    if RESERVED.contains(&name) {
-        return Err(format!(
-            "agent name `{name}` is reserved by the script language"
         ));
     }
     Ok(())
