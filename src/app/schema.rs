@@ -14,6 +14,7 @@ use serde::de::{self, Deserializer, Visitor};
 use toml::Spanned;
 
 use crate::codec::Serializer;
+use crate::kafka::GroupProtocol;
 use crate::script::ScriptLimits;
 
 /// `[app]`: the application, as `faust.App(id, broker=..., value_serializer=...)`.
@@ -66,27 +67,6 @@ pub struct AppSection {
     /// `[app.limits]`: bounds on what one script evaluation may do.
     #[serde(default)]
     pub limits: ScriptLimits,
-}
-
-/// Kafka's consumer group protocols.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum GroupProtocol {
-    /// The classic rebalance protocol (client-side assignment). Works with every broker.
-    #[default]
-    Classic,
-    /// KIP-848's broker-side protocol (Kafka 4.0+). With it the broker owns the session and
-    /// heartbeat timing (`group.consumer.*` broker settings).
-    Consumer,
-}
-
-impl GroupProtocol {
-    pub fn name(self) -> &'static str {
-        match self {
-            GroupProtocol::Classic => "classic",
-            GroupProtocol::Consumer => "consumer",
-        }
-    }
 }
 
 /// `[[topics]]`: a topic the app reads or writes, with how it is encoded and created.

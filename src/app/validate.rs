@@ -16,6 +16,7 @@ use super::load::{Entry, RawApp};
 use super::model::*;
 use super::schema::{AppSection, OnError, TimerDef, TopicDef};
 use crate::codec::Serializer;
+use crate::kafka::GroupProtocol;
 use crate::script::{
     BodyKind, CompileError, Script, ScriptEngine, ScriptLimits, ScriptNames, check_agent_name,
 };
@@ -708,7 +709,7 @@ fn app_settings(report: &mut Report<'_>, app: &AppSection) -> Settings {
         86400.0,
     );
     let commit_every = positive(report, app.commit_every.as_ref(), "commit_every", 10_000);
-    let group_protocol = app.group_protocol.unwrap_or_default();
+    let group_protocol = app.group_protocol.unwrap_or(GroupProtocol::Classic);
     if heartbeat >= session {
         let span = app
             .heartbeat_interval
