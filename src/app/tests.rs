@@ -64,9 +64,9 @@ fn inline_body_positions_with_crlf_line_ends() {
 
 #[test]
 fn map_inline_handles_unknown_positions() {
-    assert_eq!(validate::map_inline((4, 11), 0, 0), (4, 11));
-    assert_eq!(validate::map_inline((4, 11), 1, 3), (4, 13));
-    assert_eq!(validate::map_inline((4, 11), 3, 2), (6, 2));
+    assert_eq!(validate::bodies::map_inline((4, 11), 0, 0), (4, 11));
+    assert_eq!(validate::bodies::map_inline((4, 11), 1, 3), (4, 13));
+    assert_eq!(validate::bodies::map_inline((4, 11), 3, 2), (6, 2));
 }
 
 #[test]
@@ -126,7 +126,7 @@ fn sinks_resolve_to_agents_and_declared_topics() {
 
 #[test]
 fn brokers_follow_faust_syntax() {
-    let parse = validate::parse_brokers;
+    let parse = validate::brokers::parse_brokers;
     assert_eq!(
         parse("kafka://a:9093;b, kafka://[::1]:9094").unwrap(),
         ["a:9093", "b:9092", "[::1]:9094"]
@@ -166,8 +166,8 @@ fn cron_schedules_compute_the_next_fire_time_in_their_time_zone() {
 
 #[test]
 fn cron_is_strictly_five_fields() {
-    assert!(validate::parse_cron("*/5 * * * *").is_ok());
-    assert!(validate::parse_cron("0 9 * * MON-FRI").is_ok());
+    assert!(validate::timers::parse_cron("*/5 * * * *").is_ok());
+    assert!(validate::timers::parse_cron("0 9 * * MON-FRI").is_ok());
     for bad in [
         "* * * *",
         "0 * * * * *",
@@ -177,7 +177,7 @@ fn cron_is_strictly_five_fields() {
         "x * * * *",
         "",
     ] {
-        assert!(validate::parse_cron(bad).is_err(), "{bad} accepted");
+        assert!(validate::timers::parse_cron(bad).is_err(), "{bad} accepted");
     }
 }
 
