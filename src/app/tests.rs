@@ -313,3 +313,74 @@ fn garbage_never_panics() {
     }
     assert!(load_bytes(Path::new("x.toml"), &[b'a', b'\n', 0xff, 0xfe]).is_err());
 }
+
+/// The README's tables of keys state each default again, for users: they must be the values in
+/// force, which are defined once, next to their keys (schema.rs, and script::ScriptLimits).
+#[test]
+fn the_readme_states_the_defaults_in_force() {
+    use super::schema::{AgentDef, AppSection, ElectionDef, TimerDef, TopicDef};
+    use crate::script::ScriptLimits;
+    let readme = include_str!("../../README.md");
+    // The default column of the first row about `key`, without quotes.
+    let stated = |key: &str| -> String {
+        let row = format!("| `{key}` | ");
+        let line = readme
+            .lines()
+            .find(|l| l.starts_with(&row))
+            .unwrap_or_else(|| panic!("no README row for `{key}`"));
+        let cell = line.split(" | ").nth(2).unwrap_or_default();
+        cell.trim_matches(|c| c == '`' || c == '"').to_owned()
+    };
+    let number = |key: &str| -> f64 {
+        let text = stated(key);
+        text.parse()
+            .unwrap_or_else(|_| panic!("`{key}`: {text:?} is not a number"))
+    };
+    let limits = ScriptLimits::default();
+    let numbers = [
+        ("topic_partitions", AppSection::TOPIC_PARTITIONS.into()),
+        (
+            "topic_replication_factor",
+            AppSection::TOPIC_REPLICATION_FACTOR.into(),
+        ),
+        ("commit_every", AppSection::COMMIT_EVERY as f64),
+        ("concurrency", AgentDef::CONCURRENCY.into()),
+        ("max_operations", limits.max_operations as f64),
+        ("max_call_depth", limits.max_call_depth as f64),
+        ("max_string_size", limits.max_string_size as f64),
+        ("max_array_size", limits.max_array_size as f64),
+        ("max_map_size", limits.max_map_size as f64),
+        ("max_expr_depth", limits.max_expr_depth as f64),
+        ("max_sends", limits.max_sends as f64),
+    ];
+    let durations = [
+        AppSection::SESSION_TIMEOUT,
+        AppSection::HEARTBEAT_INTERVAL,
+        AppSection::ELECTION_HEARTBEAT_INTERVAL,
+        AppSection::MAX_POLL_INTERVAL,
+        AppSection::COMMIT_INTERVAL,
+    ];
+    let numbers = numbers
+        .into_iter()
+        .chain(durations.iter().map(|d| (d.key, d.default)));
+    for (key, value) in numbers {
+        assert_eq!(number(key), value, "README default of `{key}`");
+    }
+    let words = [
+        ("broker", AppSection::BROKER.to_owned()),
+        (
+            "value_serializer",
+            AppSection::VALUE_SERIALIZER.name().into(),
+        ),
+        ("key_serializer", AppSection::KEY_SERIALIZER.name().into()),
+        ("group_protocol", AppSection::GROUP_PROTOCOL.name().into()),
+        ("compacted", TopicDef::COMPACTED.to_string()),
+        ("create", TopicDef::CREATE.to_string()),
+        ("drop_stale_epochs", AgentDef::DROP_STALE_EPOCHS.to_string()),
+        ("timezone", TimerDef::TIMEZONE.name().into()),
+        ("candidate", ElectionDef::CANDIDATE.to_string()),
+    ];
+    for (key, value) in words {
+        assert_eq!(stated(key), value, "README default of `{key}`");
+    }
+}
