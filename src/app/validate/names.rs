@@ -73,7 +73,7 @@ fn kafka_name_chars(name: &str) -> bool {
 }
 
 /// Kafka's rules for topic names.
-pub(crate) fn check_topic_name(name: &str) -> Result<(), String> {
+pub(super) fn check_topic_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("topic name is empty".into());
     }
