@@ -181,6 +181,11 @@ impl<'a> Report<'a> {
     }
 }
 
+/// A message on one line (TOML's and Rhai's span several), for `path:line:col: error: message`.
+pub(crate) fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
-use super::diagnostics::Report;
+use super::diagnostics::{Report, one_line};
 use super::schema::{AgentDef, AppSection, ElectionDef, KafkaSection, TaskDef, TimerDef, TopicDef};
 
 /// The top-level keys of an app file.
@@ -88,10 +88,6 @@ pub(crate) fn parse(report: &mut Report<'_>) -> Option<RawApp> {
         }
     }
     Some(raw)
-}
-
-fn one_line(message: &str) -> String {
-    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn expect_table(report: &mut Report<'_>, value: &Spanned<DeValue<'_>>, message: &str) -> bool {

@@ -9,9 +9,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::codec::Serializer;
+use crate::kafka::GroupProtocol;
 use crate::script::{Script, ScriptLimits};
-
-pub use super::schema::GroupProtocol;
 
 /// The election that exists in every app, whose leader runs `on_leader = true` timers and
 /// tasks. Its topic is Faust's `{id}-__assignor-__leader`.

@@ -14,6 +14,7 @@ use serde::de::{self, Deserializer, Visitor};
 use toml::Spanned;
 
 use crate::codec::Serializer;
+use crate::kafka::GroupProtocol;
 use crate::script::ScriptLimits;
 
 /// `[app]`: the application, as `faust.App(id, broker=..., value_serializer=...)`.
@@ -25,67 +26,88 @@ pub struct AppSection {
     /// and `-`.
     pub id: Spanned<String>,
     /// Brokers in Faust's URL syntax: `kafka://host:9092`, several separated by `;` or `,`
-    /// (`kafka://a:9092;kafka://b:9092`). The scheme may be left out; the port defaults to 9092.
-    /// Default: `kafka://localhost:9092`.
+    /// (`kafka://a:9092;kafka://b:9092`). The scheme may be left out; the port defaults to
+    /// [`Self::BROKER_PORT`]. Default: [`Self::BROKER`].
     pub broker: Option<Spanned<String>>,
     /// Serializer of record values on the app's topics unless a `[[topics]]` entry says
-    /// otherwise: `raw` or `json`. Default: `json` (Faust's default).
+    /// otherwise: `raw` or `json`. Default: [`Self::VALUE_SERIALIZER`].
     pub value_serializer: Option<Serializer>,
-    /// Serializer of record keys: `raw` or `json`. Default: `raw` (Faust's default).
+    /// Serializer of record keys: `raw` or `json`. Default: [`Self::KEY_SERIALIZER`].
     pub key_serializer: Option<Serializer>,
     /// Partitions of the topics faust-rs creates (agent channels, dead-letter topics, declared
-    /// topics without `partitions`). Default: 8.
+    /// topics without `partitions`). Default: [`Self::TOPIC_PARTITIONS`].
     pub topic_partitions: Option<Spanned<u32>>,
-    /// Replication factor of the topics faust-rs creates. Default: 1.
+    /// Replication factor of the topics faust-rs creates. Default:
+    /// [`Self::TOPIC_REPLICATION_FACTOR`].
     pub topic_replication_factor: Option<Spanned<u16>>,
     /// Seconds without heartbeat after which the broker evicts a worker from the group (and a
-    /// new leader is elected). librdkafka `session.timeout.ms`. Default: 6.0, the smallest value
-    /// a default broker accepts (`group.min.session.timeout.ms`), for fast failover.
+    /// new leader is elected). librdkafka `session.timeout.ms`. Default and bound:
+    /// [`Self::SESSION_TIMEOUT`].
     pub session_timeout: Option<Spanned<f64>>,
     /// Seconds between heartbeats; must be less than `session_timeout` (a third of it or less
-    /// is advised). librdkafka `heartbeat.interval.ms`. Default: 1.5.
+    /// is advised). librdkafka `heartbeat.interval.ms`. Default and bound:
+    /// [`Self::HEARTBEAT_INTERVAL`].
     pub heartbeat_interval: Option<Spanned<f64>>,
     /// Seconds between heartbeats of the election groups (one per election, separate from the
     /// agents' group). A leader's departure is noticed by the other candidates at their next
     /// heartbeat, so this bounds the leader hand-off; must be less than `session_timeout`.
-    /// Default: 0.1.
+    /// Default and bound: [`Self::ELECTION_HEARTBEAT_INTERVAL`].
     pub election_heartbeat_interval: Option<Spanned<f64>>,
     /// Seconds an agent may spend between two polls before the worker is considered stuck and
     /// leaves the group; at least `session_timeout`. librdkafka `max.poll.interval.ms`.
-    /// Default: 300.
+    /// Default and bound: [`Self::MAX_POLL_INTERVAL`].
     pub max_poll_interval: Option<Spanned<f64>>,
     /// Seconds between offset commits of processed records (consumed by the worker). Faust's
-    /// `broker_commit_interval`. Default: 2.8.
+    /// `broker_commit_interval`. Default and bound: [`Self::COMMIT_INTERVAL`].
     pub commit_interval: Option<Spanned<f64>>,
     /// Commit after this many processed records even before `commit_interval` has passed
-    /// (consumed by the worker). Faust's `broker_commit_every`. Default: 10000.
+    /// (consumed by the worker). Faust's `broker_commit_every`. Default: [`Self::COMMIT_EVERY`].
     pub commit_every: Option<Spanned<u64>>,
-    /// Kafka group protocol: `classic` (default) or `consumer` (KIP-848, brokers 4.0+).
-    /// librdkafka `group.protocol`.
+    /// Kafka group protocol: `classic` or `consumer` (KIP-848, brokers 4.0+). librdkafka
+    /// `group.protocol`. Default: [`Self::GROUP_PROTOCOL`].
     pub group_protocol: Option<GroupProtocol>,
     /// `[app.limits]`: bounds on what one script evaluation may do.
     #[serde(default)]
     pub limits: ScriptLimits,
 }
 
-/// Kafka's consumer group protocols.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum GroupProtocol {
-    /// The classic rebalance protocol (client-side assignment). Works with every broker.
-    #[default]
-    Classic,
-    /// KIP-848's broker-side protocol (Kafka 4.0+). With it the broker owns the session and
-    /// heartbeat timing (`group.consumer.*` broker settings).
-    Consumer,
+/// The defaults of `[app]` keys, each defined here once (the README's `[app]` table states the
+/// same values; a test compares them). Duration keys also carry the largest value accepted.
+impl AppSection {
+    pub const BROKER: &'static str = "kafka://localhost:9092";
+    /// The port of a broker written without one.
+    pub const BROKER_PORT: u16 = 9092;
+    /// Faust's default.
+    pub const VALUE_SERIALIZER: Serializer = Serializer::Json;
+    /// Faust's default.
+    pub const KEY_SERIALIZER: Serializer = Serializer::Raw;
+    pub const TOPIC_PARTITIONS: u32 = 8;
+    pub const TOPIC_REPLICATION_FACTOR: u16 = 1;
+    /// 6 s is the smallest a default broker accepts (`group.min.session.timeout.ms`): the
+    /// fastest failover.
+    pub const SESSION_TIMEOUT: DurationKey = DurationKey::new("session_timeout", 6.0, 3600.0);
+    pub const HEARTBEAT_INTERVAL: DurationKey = DurationKey::new("heartbeat_interval", 1.5, 3600.0);
+    pub const ELECTION_HEARTBEAT_INTERVAL: DurationKey =
+        DurationKey::new("election_heartbeat_interval", 0.1, 3600.0);
+    pub const MAX_POLL_INTERVAL: DurationKey =
+        DurationKey::new("max_poll_interval", 300.0, 86400.0);
+    pub const COMMIT_INTERVAL: DurationKey = DurationKey::new("commit_interval", 2.8, 86400.0);
+    pub const COMMIT_EVERY: u64 = 10_000;
+    /// Works with every broker.
+    pub const GROUP_PROTOCOL: GroupProtocol = GroupProtocol::Classic;
 }
 
-impl GroupProtocol {
-    pub fn name(self) -> &'static str {
-        match self {
-            GroupProtocol::Classic => "classic",
-            GroupProtocol::Consumer => "consumer",
-        }
+/// A duration key: its name, its default and the largest value it accepts, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DurationKey {
+    pub key: &'static str,
+    pub default: f64,
+    pub max: f64,
+}
+
+impl DurationKey {
+    const fn new(key: &'static str, default: f64, max: f64) -> Self {
+        DurationKey { key, default, max }
     }
 }
 
@@ -103,16 +125,26 @@ pub struct TopicDef {
     pub key_serializer: Option<Serializer>,
     /// `raw` or `json`. Default: `[app] value_serializer`.
     pub value_serializer: Option<Serializer>,
-    /// How long records are kept, in seconds (Kafka `retention.ms`). Default: the broker's.
+    /// How long records are kept, in seconds (Kafka `retention.ms`), at most
+    /// [`Self::RETENTION_MAX`]. Default: the broker's.
     pub retention: Option<Spanned<f64>>,
-    /// Keep only the latest record per key (Kafka `cleanup.policy=compact`). Default: false.
+    /// Keep only the latest record per key (Kafka `cleanup.policy=compact`). Default:
+    /// [`Self::COMPACTED`].
     pub compacted: Option<bool>,
     /// Whether faust-rs may create the topic when it is missing. `false` for topics owned by
-    /// someone else: the worker then only checks it exists. Default: true.
+    /// someone else: the worker then only checks it exists. Default: [`Self::CREATE`].
     pub create: Option<bool>,
     /// More topic configuration passed to topic creation as is (`"min.insync.replicas" = 2`).
     #[serde(default)]
     pub config: BTreeMap<Spanned<String>, Spanned<ConfigValue>>,
+}
+
+/// The defaults of a `[[topics]]` entry, which also apply to the topics faust-rs implies (agent
+/// channels, dead-letter topics). Partitions, replicas and serializers default to `[app]`'s.
+impl TopicDef {
+    pub const COMPACTED: bool = false;
+    pub const CREATE: bool = true;
+    pub const RETENTION_MAX: f64 = 1e12;
 }
 
 /// What an agent does when its body fails on a record (a script error, a value that does not
@@ -137,24 +169,24 @@ pub struct AgentDef {
     /// is an identifier: a letter or `_`, then letters, digits or `_`.
     pub name: Spanned<String>,
     /// The topic the agent consumes: a `[[topics]]` entry or any topic. Default:
-    /// `{app id}-{name}` (Faust's agent channel), created by faust-rs.
+    /// [`Self::default_topic`] (Faust's agent channel), created by faust-rs.
     pub topic: Option<Spanned<String>>,
     /// How many copies of the agent run in each worker (Faust's `concurrency`), at least 1.
-    /// Default: 1.
+    /// Default: [`Self::CONCURRENCY`].
     pub concurrency: Option<Spanned<u32>>,
     /// Where the body's result goes (Faust's `sink=`): agent names, or names of `[[topics]]`
     /// entries (declare an external topic with `create = false`). A `null`/unit result sends
     /// nothing. Default: none.
     #[serde(default)]
     pub sink: Vec<Spanned<String>>,
-    /// `log` (default), `dead-letter` or `stop`.
+    /// `log`, `dead-letter` or `stop`. Default: [`OnError`]'s.
     pub on_error: Option<OnError>,
-    /// Topic for `on_error = "dead-letter"`. Default: `{app id}-{name}-dead-letter`.
+    /// Topic for `on_error = "dead-letter"`. Default: [`Self::default_dead_letter_topic`].
     pub dead_letter_topic: Option<Spanned<String>>,
     /// Drop events sent by a stale leader: an event whose `faust-rs-epoch` header is older
     /// than the newest epoch this agent has seen (in events or in the default election) is
     /// skipped and counted, not processed. Events without the header are always processed.
-    /// Default: false.
+    /// Default: [`Self::DROP_STALE_EPOCHS`].
     pub drop_stale_epochs: Option<bool>,
     /// One line shown by `faust-rs agents`. Default: the body's first comment line.
     pub help: Option<String>,
@@ -165,19 +197,35 @@ pub struct AgentDef {
     pub file: Option<Spanned<String>>,
 }
 
+/// The defaults of an `[[agents]]` entry.
+impl AgentDef {
+    pub const CONCURRENCY: u32 = 1;
+    pub const DROP_STALE_EPOCHS: bool = false;
+
+    /// `{app id}-{name}`: Faust's agent channel.
+    pub fn default_topic(app_id: &str, name: &str) -> String {
+        format!("{app_id}-{name}")
+    }
+
+    pub fn default_dead_letter_topic(app_id: &str, name: &str) -> String {
+        format!("{app_id}-{name}-dead-letter")
+    }
+}
+
 /// `[[timers]]`: a body run periodically, as `@app.timer(2.0, on_leader=True)` or `@app.crontab`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimerDef {
     /// Required. Letters, digits, `.`, `_`, `-`.
     pub name: Spanned<String>,
-    /// Seconds between runs (> 0). The first run is one interval after start. Exactly one of
-    /// `interval` and `cron`.
+    /// Seconds between runs (> 0, at most [`Self::INTERVAL_MAX`]). The first run is one interval
+    /// after start. Exactly one of `interval` and `cron`.
     pub interval: Option<Spanned<f64>>,
     /// A 5-field crontab expression: minute hour day-of-month month day-of-week. Exactly one of
     /// `interval` and `cron`.
     pub cron: Option<Spanned<String>>,
-    /// IANA time zone the `cron` expression is read in (`Europe/Paris`). Default: `UTC`.
+    /// IANA time zone the `cron` expression is read in (`Europe/Paris`). Default:
+    /// [`Self::TIMEZONE`].
     pub timezone: Option<Spanned<String>>,
     /// Run only on the leader of the app's default election (`leader`). Default: false.
     pub on_leader: Option<Spanned<bool>>,
@@ -191,6 +239,12 @@ pub struct TimerDef {
     pub body: Option<Spanned<String>>,
     /// A `.rhai` file holding the body, relative to the app file.
     pub file: Option<Spanned<String>>,
+}
+
+/// The defaults and bounds of a `[[timers]]` entry.
+impl TimerDef {
+    pub const INTERVAL_MAX: f64 = 1e9;
+    pub const TIMEZONE: chrono_tz::Tz = chrono_tz::Tz::UTC;
 }
 
 /// `[[tasks]]`: a body run once at start (Faust's `@app.task`), or each time the worker becomes
@@ -222,7 +276,7 @@ pub struct ElectionDef {
     /// Required. Letters, digits, `.`, `_`, `-`.
     pub name: Spanned<String>,
     /// Whether this app's workers run for the election (false: they only follow it).
-    /// Default: true.
+    /// Default: [`Self::CANDIDATE`].
     pub candidate: Option<bool>,
     /// Body run when this worker is elected, inline.
     pub on_elected: Option<Spanned<String>>,
@@ -232,6 +286,12 @@ pub struct ElectionDef {
     pub on_revoked: Option<Spanned<String>>,
     /// Body run when this worker loses the leadership, from a `.rhai` file.
     pub on_revoked_file: Option<Spanned<String>>,
+}
+
+/// The defaults of an `[[elections]]` entry (also those of the default election when it is not
+/// declared).
+impl ElectionDef {
+    pub const CANDIDATE: bool = true;
 }
 
 /// A librdkafka or topic configuration value: a string, integer, float or boolean, kept as the

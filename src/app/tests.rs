@@ -64,9 +64,9 @@ fn inline_body_positions_with_crlf_line_ends() {
 
 #[test]
 fn map_inline_handles_unknown_positions() {
-    assert_eq!(validate::map_inline((4, 11), 0, 0), (4, 11));
-    assert_eq!(validate::map_inline((4, 11), 1, 3), (4, 13));
-    assert_eq!(validate::map_inline((4, 11), 3, 2), (6, 2));
+    assert_eq!(validate::bodies::map_inline((4, 11), 0, 0), (4, 11));
+    assert_eq!(validate::bodies::map_inline((4, 11), 1, 3), (4, 13));
+    assert_eq!(validate::bodies::map_inline((4, 11), 3, 2), (6, 2));
 }
 
 #[test]
@@ -126,7 +126,7 @@ fn sinks_resolve_to_agents_and_declared_topics() {
 
 #[test]
 fn brokers_follow_faust_syntax() {
-    let parse = validate::parse_brokers;
+    let parse = validate::brokers::parse_brokers;
     assert_eq!(
         parse("kafka://a:9093;b, kafka://[::1]:9094").unwrap(),
         ["a:9093", "b:9092", "[::1]:9094"]
@@ -166,8 +166,8 @@ fn cron_schedules_compute_the_next_fire_time_in_their_time_zone() {
 
 #[test]
 fn cron_is_strictly_five_fields() {
-    assert!(validate::parse_cron("*/5 * * * *").is_ok());
-    assert!(validate::parse_cron("0 9 * * MON-FRI").is_ok());
+    assert!(validate::timers::parse_cron("*/5 * * * *").is_ok());
+    assert!(validate::timers::parse_cron("0 9 * * MON-FRI").is_ok());
     for bad in [
         "* * * *",
         "0 * * * * *",
@@ -177,7 +177,7 @@ fn cron_is_strictly_five_fields() {
         "x * * * *",
         "",
     ] {
-        assert!(validate::parse_cron(bad).is_err(), "{bad} accepted");
+        assert!(validate::timers::parse_cron(bad).is_err(), "{bad} accepted");
     }
 }
 
@@ -312,4 +312,75 @@ fn garbage_never_panics() {
         assert!(load_text(text).is_err(), "{text:?} accepted");
     }
     assert!(load_bytes(Path::new("x.toml"), &[b'a', b'\n', 0xff, 0xfe]).is_err());
+}
+
+/// The README's tables of keys state each default again, for users: they must be the values in
+/// force, which are defined once, next to their keys (schema.rs, and script::ScriptLimits).
+#[test]
+fn the_readme_states_the_defaults_in_force() {
+    use super::schema::{AgentDef, AppSection, ElectionDef, TimerDef, TopicDef};
+    use crate::script::ScriptLimits;
+    let readme = include_str!("../../README.md");
+    // The default column of the first row about `key`, without quotes.
+    let stated = |key: &str| -> String {
+        let row = format!("| `{key}` | ");
+        let line = readme
+            .lines()
+            .find(|l| l.starts_with(&row))
+            .unwrap_or_else(|| panic!("no README row for `{key}`"));
+        let cell = line.split(" | ").nth(2).unwrap_or_default();
+        cell.trim_matches(|c| c == '`' || c == '"').to_owned()
+    };
+    let number = |key: &str| -> f64 {
+        let text = stated(key);
+        text.parse()
+            .unwrap_or_else(|_| panic!("`{key}`: {text:?} is not a number"))
+    };
+    let limits = ScriptLimits::default();
+    let numbers = [
+        ("topic_partitions", AppSection::TOPIC_PARTITIONS.into()),
+        (
+            "topic_replication_factor",
+            AppSection::TOPIC_REPLICATION_FACTOR.into(),
+        ),
+        ("commit_every", AppSection::COMMIT_EVERY as f64),
+        ("concurrency", AgentDef::CONCURRENCY.into()),
+        ("max_operations", limits.max_operations as f64),
+        ("max_call_depth", limits.max_call_depth as f64),
+        ("max_string_size", limits.max_string_size as f64),
+        ("max_array_size", limits.max_array_size as f64),
+        ("max_map_size", limits.max_map_size as f64),
+        ("max_expr_depth", limits.max_expr_depth as f64),
+        ("max_sends", limits.max_sends as f64),
+    ];
+    let durations = [
+        AppSection::SESSION_TIMEOUT,
+        AppSection::HEARTBEAT_INTERVAL,
+        AppSection::ELECTION_HEARTBEAT_INTERVAL,
+        AppSection::MAX_POLL_INTERVAL,
+        AppSection::COMMIT_INTERVAL,
+    ];
+    let numbers = numbers
+        .into_iter()
+        .chain(durations.iter().map(|d| (d.key, d.default)));
+    for (key, value) in numbers {
+        assert_eq!(number(key), value, "README default of `{key}`");
+    }
+    let words = [
+        ("broker", AppSection::BROKER.to_owned()),
+        (
+            "value_serializer",
+            AppSection::VALUE_SERIALIZER.name().into(),
+        ),
+        ("key_serializer", AppSection::KEY_SERIALIZER.name().into()),
+        ("group_protocol", AppSection::GROUP_PROTOCOL.name().into()),
+        ("compacted", TopicDef::COMPACTED.to_string()),
+        ("create", TopicDef::CREATE.to_string()),
+        ("drop_stale_epochs", AgentDef::DROP_STALE_EPOCHS.to_string()),
+        ("timezone", TimerDef::TIMEZONE.name().into()),
+        ("candidate", ElectionDef::CANDIDATE.to_string()),
+    ];
+    for (key, value) in words {
+        assert_eq!(stated(key), value, "README default of `{key}`");
+    }
 }

@@ -6,16 +6,30 @@
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
+use serde::Deserialize;
 
-/// Which consumer-group protocol a group uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which consumer-group protocol a group uses. Deserialized from the app file's
+/// `group_protocol` spelling (`"classic"`, `"consumer"`), which is also librdkafka's
+/// `group.protocol` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum GroupProtocol {
     /// The classic protocol, with the cooperative-sticky assignor: a rebalance moves only the
-    /// partitions that must move.
+    /// partitions that must move. Works with every broker.
     Classic,
     /// Kafka 4's broker-driven protocol (KIP-848). Session timeout and heartbeat interval are
     /// then the broker's (per-group) settings, not the client's.
     Consumer,
+}
+
+impl GroupProtocol {
+    /// librdkafka's `group.protocol` value, as the app file spells it too.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupProtocol::Classic => "classic",
+            GroupProtocol::Consumer => "consumer",
+        }
+    }
 }
 
 /// How a worker talks to the cluster: shared by every client it creates.
@@ -83,6 +97,7 @@ impl ClientSettings {
             .set("group.id", &group.group_id)
             .set("auto.offset.reset", "earliest")
             .set("max.poll.interval.ms", millis(group.max_poll_interval))
+            .set("group.protocol", group.protocol.name())
             // librdkafka (since 2.1) stops fetching a partition for this long once its local
             // queue is full; at the default 1000 ms a fast agent drains the queue long before
             // the next fetch and idles most of the time (measured: 130k events/s at 20% CPU,
@@ -91,14 +106,12 @@ impl ClientSettings {
         match group.protocol {
             GroupProtocol::Classic => {
                 config
-                    .set("group.protocol", "classic")
                     .set("partition.assignment.strategy", "cooperative-sticky")
                     .set("session.timeout.ms", millis(group.session_timeout))
                     .set("heartbeat.interval.ms", millis(group.heartbeat_interval));
             }
-            GroupProtocol::Consumer => {
-                config.set("group.protocol", "consumer");
-            }
+            // The broker owns session and heartbeat timing; librdkafka refuses them here.
+            GroupProtocol::Consumer => {}
         }
         if let Some(instance) = &group.instance_id {
             config.set("group.instance.id", instance);

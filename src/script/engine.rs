@@ -17,9 +17,10 @@ pub struct ScriptNames {
     pub agents: Vec<String>,
 }
 
-/// Whether `name` can be an agent's handle in scripts: an identifier that is not a keyword
-/// nor one of the event variables (which would hide it in agent bodies). The error says why
-/// not, for the app loader to report.
+/// Whether `name` can be an agent's handle in scripts: an identifier that is not a keyword,
+/// nor one of the event variables (which would hide it in agent bodies: `epoch.send(v)` would
+/// call `send` on the event's epoch), nor a name of [`NOT_AGENT_NAMES`]. This is the one check
+/// of agent names; the error is worded for the app loader to report at the agent's `name`.
 pub fn check_agent_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
     let identifier = chars
@@ -28,23 +29,27 @@ pub fn check_agent_name(name: &str) -> Result<(), String> {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !identifier {
         return Err(format!(
-            "'{name}' cannot name an agent: scripts refer to agents by name, so it must be an \
-             identifier (letters, digits and '_', not starting with a digit)"
+            "agent name `{name}` must be an identifier (a letter or `_`, then letters, digits or \
+             `_`): scripts call `{name}.send(v)`"
         ));
     }
-    if EVENT_VARIABLES.contains(&name) {
+    // Rhai's own parser knows its keywords and reserved words (`fn`, `print`, `goto`, ...):
+    // asking it keeps this check right across Rhai versions.
+    let keyword = rhai::Engine::new_raw()
+        .compile(format!("let {name} = 1;"))
+        .is_err();
+    if keyword || EVENT_VARIABLES.contains(&name) || NOT_AGENT_NAMES.contains(&name) {
         return Err(format!(
-            "'{name}' cannot name an agent: it is an event variable of agent bodies"
-        ));
-    }
-    let probe = rhai::Engine::new_raw();
-    if probe.compile(format!("let {name} = 1;")).is_err() {
-        return Err(format!(
-            "'{name}' cannot name an agent: it is a reserved word"
+            "agent name `{name}` is reserved by the script language"
         ));
     }
     Ok(())
 }
+
+/// Names Rhai accepts as variables that would still read wrongly as agents: `global` is Rhai's
+/// path to the script's own constants (`global::NAME`), and `send` is the function
+/// `send(topic, v)`.
+const NOT_AGENT_NAMES: &[&str] = &["global", "send"];
 
 /// What a body is, which decides the variables it can see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -416,16 +421,17 @@ mod tests {
         assert!(
             check_agent_name("say-hello")
                 .unwrap_err()
-                .contains("identifier")
+                .contains("must be an identifier")
         );
         assert!(check_agent_name("2x").is_err());
-        assert!(
-            check_agent_name("value")
-                .unwrap_err()
-                .contains("event variable")
-        );
-        assert!(check_agent_name("fn").unwrap_err().contains("reserved"));
-        assert!(check_agent_name("import").unwrap_err().contains("reserved"));
+        assert!(check_agent_name("").is_err());
+        // Keywords (Rhai's), event variables and the names of `NOT_AGENT_NAMES`.
+        for name in [
+            "fn", "import", "print", "true", "value", "epoch", "global", "send",
+        ] {
+            let why = check_agent_name(name).unwrap_err();
+            assert!(why.contains("is reserved"), "{name}: {why}");
+        }
     }
 
     #[test]

@@ -263,10 +263,7 @@ fn agents_group(app: &App, options: &WorkerOptions, datadir: &DataDir) -> Result
             Some("auto") => Some(datadir.instance_id(&app.id).map_err(Fatal::runtime)?),
             other => other.map(str::to_string),
         },
-        protocol: match app.group_protocol {
-            crate::app::GroupProtocol::Classic => GroupProtocol::Classic,
-            crate::app::GroupProtocol::Consumer => GroupProtocol::Consumer,
-        },
+        protocol: app.group_protocol,
         session_timeout: app.session_timeout,
         heartbeat_interval: app.heartbeat_interval,
         max_poll_interval: app.max_poll_interval,
