@@ -860,3 +860,90 @@ body = '''log_info("slow tick");'''
         workers[0].log_text()
     );
 }
+
+/// Agents' bodies that keep every thread of the evaluation pool busy for longer than the
+/// session timeout do not cost the leader its term: its timer keeps ticking and the term is
+/// confirmed in between, because bodies never run on the threads that do that.
+#[test]
+fn the_leader_keeps_its_term_while_bodies_saturate_the_pool() {
+    let scratch = Scratch::new("saturated");
+    let id = common::unique_name("saturated");
+    const RECORDS: u64 = 8;
+    let app = scratch.app(
+        "app.toml",
+        &format!(
+            r#"
+[app]
+id = "{id}"
+broker = "@BROKER@"
+session_timeout = 2.0
+heartbeat_interval = 0.5
+topic_partitions = 4
+
+[app.limits]
+max_operations = 0
+
+[[agents]]
+name = "burn"
+concurrency = 4
+body = '''
+let deadline = now() + 3.0;
+while now() < deadline {{ }}
+'''
+
+[[timers]]
+name = "tick"
+interval = 0.5
+on_leader = true
+body = '''log_info("tick");'''
+"#
+        ),
+    );
+    let mut worker = Worker::start(&scratch, &app, &["--eval-threads", "2"]);
+    worker.wait_ready(READY);
+    let workers = [worker];
+    wait_for_new_leader(&workers, &[0], "leader", None, READY);
+    let epoch = epoch_seen_by(&workers[0], "leader");
+    let stat = |path: &[&str]| {
+        let mut value = workers[0].get_json("/stats");
+        for key in path {
+            value = value[*key].take();
+        }
+        value.as_u64().unwrap()
+    };
+    let producer = common::producer();
+    let topic = format!("{id}-burn");
+    common::block_on(async {
+        for n in 0..RECORDS {
+            let key = n.to_string();
+            let record = rdkafka::producer::FutureRecord::to(&topic)
+                .key(&key)
+                .payload("1");
+            producer
+                .send(record, Duration::from_secs(10))
+                .await
+                .unwrap();
+        }
+    });
+    // Each record burns 3 s of a pool thread: two threads are busy for about 12 s.
+    wait_until(Duration::from_secs(20), "the pool is saturated", || {
+        stat(&["agents", "burn", "events_in"]) >= 2
+    });
+    let ticks_before = stat(&["timers", "tick", "runs"]);
+    wait_until(Duration::from_secs(90), "every record burnt", || {
+        stat(&["agents", "burn", "events_in"]) >= RECORDS
+    });
+    let ticks = stat(&["timers", "tick", "runs"]) - ticks_before;
+    let log = workers[0].log_text();
+    assert!(
+        ticks >= 3,
+        "the leader ticked {ticks} times meanwhile\n{log}"
+    );
+    assert_eq!(
+        epoch_seen_by(&workers[0], "leader"),
+        epoch,
+        "the term changed\n{log}"
+    );
+    assert_eq!(log.matches("this worker leads").count(), 1, "{log}");
+    assert!(!log.contains("lost its term"), "{log}");
+}
