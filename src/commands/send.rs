@@ -74,10 +74,7 @@ pub async fn run(app: Arc<App>, args: SendArgs) -> Result<Status> {
         if window.len() >= WINDOW {
             report(&mut out, window.pop_front().expect("window is full")).await?;
         }
-        let pending = producer
-            .send(&record, &[])
-            .await
-            .map_err(Fatal::runtime)?;
+        let pending = producer.send(&record, &[]).await.map_err(Fatal::runtime)?;
         window.push_back(pending);
     }
     while let Some(pending) = window.pop_front() {

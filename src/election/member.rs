@@ -113,47 +113,98 @@ pub async fn run(
     clients: Clients,
     identity: Identity,
     hooks: Arc<dyn TermHooks>,
-    mut control: mpsc::UnboundedReceiver<Control>,
+    control: mpsc::UnboundedReceiver<Control>,
     stop: CancellationToken,
 ) {
-    // Three confirmations per session timeout while leading: one late or failed confirmation
-    // does not end a term, a stall longer than the session timeout always does.
-    let mut confirmations = tokio::time::interval(election.session_timeout / 3);
-    confirmations.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut pump = heartbeat_pump(clients.heartbeat_interval);
-    'membership: loop {
-        let (events_tx, mut events) = mpsc::unbounded_channel();
+    let mut candidacy = Candidacy {
+        // Three confirmations per session timeout while leading: one late or failed
+        // confirmation does not end a term, a stall longer than the session timeout always does.
+        confirmations: ticker(election.session_timeout / 3),
+        pump: heartbeat_pump(clients.heartbeat_interval),
+        election,
+        clients,
+        identity,
+        hooks,
+        control,
+        stop,
+        held: None,
+    };
+    loop {
+        let Some((consumer, events)) = candidacy.join() else {
+            return;
+        };
+        let ending = candidacy.serve(&consumer, events).await;
+        candidacy.leave(consumer).await;
+        match ending {
+            None => return,
+            Some(Control::StandDown) => {
+                if !candidacy.wait_to_rejoin().await {
+                    return;
+                }
+            }
+            Some(Control::Rejoin) => {}
+        }
+        candidacy.held = None;
+    }
+}
+
+/// One worker's candidacy in one election, across the group memberships it takes.
+struct Candidacy {
+    election: Arc<Election>,
+    clients: Clients,
+    identity: Identity,
+    hooks: Arc<dyn TermHooks>,
+    control: mpsc::UnboundedReceiver<Control>,
+    stop: CancellationToken,
+    confirmations: tokio::time::Interval,
+    pump: tokio::time::Interval,
+    /// The epoch of the term won in the current membership.
+    held: Option<i64>,
+}
+
+impl Candidacy {
+    /// Creates the election consumer and joins the group.
+    fn join(&self) -> Option<(MemberConsumer, mpsc::UnboundedReceiver<Membership>)> {
+        let election = &self.election;
+        let (events_tx, events) = mpsc::unbounded_channel();
         let context = MemberContext {
             election: election.clone(),
             events: events_tx,
         };
-        let consumer: MemberConsumer = match clients.consumer.create_with_context(context) {
+        let consumer: MemberConsumer = match self.clients.consumer.create_with_context(context) {
             Ok(consumer) => consumer,
             Err(e) => {
-                tracing::error!(
-                    "election {}: cannot create its consumer: {e}",
-                    election.name
-                );
-                return;
+                let name = &election.name;
+                tracing::error!("election {name}: cannot create its consumer: {e}");
+                return None;
             }
         };
         if let Err(e) = consumer.subscribe(&[&election.topic]) {
             tracing::error!("election {}: cannot join: {e}", election.name);
-            return;
+            return None;
         }
-        let mut held: Option<i64> = None;
+        Some((consumer, events))
+    }
+
+    /// Serves one membership until it must end: `None` to stop, else what to do next.
+    async fn serve(
+        &mut self,
+        consumer: &MemberConsumer,
+        mut events: mpsc::UnboundedReceiver<Membership>,
+    ) -> Option<Control> {
+        let election = self.election.clone();
         // The next term's producer, created ahead (one term, one producer).
-        let mut prepared = TermProducer::prepare(&clients.term_producer, &election.topic).ok();
-        let ending = loop {
+        let mut prepared = self.prepare();
+        loop {
             // Only plain values leave the select: a polled message borrows librdkafka's
             // buffers and must not live across the awaits below.
             let step = tokio::select! {
                 biased;
-                _ = stop.cancelled() => Step::Stop,
-                Some(request) = control.recv() => Step::Control(request),
+                _ = self.stop.cancelled() => Step::Stop,
+                Some(request) = self.control.recv() => Step::Control(request),
                 Some(event) = events.recv() => Step::Membership(event),
-                _ = confirmations.tick(), if held.is_some() => Step::Confirm,
-                _ = pump.tick() => Step::Pump,
+                _ = self.confirmations.tick(), if self.held.is_some() => Step::Confirm,
+                _ = self.pump.tick() => Step::Pump,
                 // Polling serves the rebalance callbacks; the records themselves
                 // (announcements) are read by the observer.
                 message = consumer.recv() => {
@@ -164,97 +215,92 @@ pub async fn run(
                 }
             };
             match step {
-                Step::Stop => break None,
-                Step::Control(request) => break Some(request),
+                Step::Stop => return None,
+                Step::Control(request) => return Some(request),
                 Step::Polled => {}
-                Step::Pump => {
-                    // Any request to the consumer's group handler wakes librdkafka's main
-                    // thread, which then sends the heartbeat if one is due.
-                    let _ = consumer.assignment();
-                }
+                // Any request to the consumer's group handler wakes librdkafka's main thread,
+                // which then sends the heartbeat if one is due.
+                Step::Pump => drop(consumer.assignment()),
                 // Keeps the term confirmed between leader ticks (a timer may tick less often
                 // than the session timeout) and notices a stall or a newer leader promptly.
-                Step::Confirm => {
-                    election.confirm().await;
-                }
+                Step::Confirm => drop(election.confirm().await),
                 Step::Membership(Membership::Won) => {
-                    let won_at = std::time::Instant::now();
-                    tracing::debug!("election {}: assigned the partition", election.name);
-                    // Fence the previous leader's producer first: once this term is announced,
-                    // nothing the old leader still had queued can be committed.
-                    let opened = match prepared.take() {
-                        Some(producer) => TermProducer::fence(producer, &election.topic).await,
-                        None => TermProducer::open(&clients.term_producer, &election.topic).await,
-                    };
-                    let fenced_at = std::time::Instant::now();
-                    let producer = match opened {
-                        Ok(producer) => Arc::new(producer),
-                        Err(e) => {
-                            tracing::error!("election {}: {e}; rejoining", election.name);
-                            break Some(Control::Rejoin);
-                        }
-                    };
-                    // The partition cannot move on while this awaits: the rebalance callbacks
-                    // run only when this task polls the consumer, below.
-                    match append(&election, &clients.announcer, &identity, false).await {
-                        Ok(epoch) => {
-                            election.set_term_producer(Some(producer));
-                            election.begin_term(epoch);
-                            held = Some(epoch);
-                            tracing::info!(
-                                "election {}: this worker leads (epoch {epoch})",
-                                election.name
-                            );
-                            tracing::debug!(
-                                "election {}: fencing took {} ms, announcing {} ms",
-                                election.name,
-                                (fenced_at - won_at).as_millis(),
-                                fenced_at.elapsed().as_millis()
-                            );
-                            hooks.elected(&election, epoch);
-                        }
-                        Err(e) => {
-                            tracing::error!(
-                                "election {}: cannot announce: {e}; rejoining",
-                                election.name
-                            );
-                            break Some(Control::Rejoin);
-                        }
+                    if self.start_term(prepared.take()).await.is_err() {
+                        return Some(Control::Rejoin);
                     }
                 }
                 Step::Membership(Membership::Lost) => {
                     close_term_producer(&election).await;
-                    prepared = TermProducer::prepare(&clients.term_producer, &election.topic).ok();
-                    if let Some(epoch) = held.take() {
-                        hooks.revoked(&election, epoch);
+                    prepared = self.prepare();
+                    if let Some(epoch) = self.held.take() {
+                        self.hooks.revoked(&election, epoch);
                     }
                 }
             }
+        }
+    }
+
+    fn prepare(&self) -> Option<rdkafka::producer::FutureProducer> {
+        TermProducer::prepare(&self.clients.term_producer, &self.election.topic).ok()
+    }
+
+    /// Turns the assignment of the partition into a term: fences the previous leader's
+    /// producer, then announces. `Err` (logged) when either fails: rejoin.
+    async fn start_term(
+        &mut self,
+        prepared: Option<rdkafka::producer::FutureProducer>,
+    ) -> Result<(), ()> {
+        let election = &self.election;
+        let won_at = std::time::Instant::now();
+        tracing::debug!("election {}: assigned the partition", election.name);
+        // Fence first: once this term is announced, nothing the old leader still had queued
+        // can be committed.
+        let opened = match prepared {
+            Some(producer) => TermProducer::fence(producer, &election.topic).await,
+            None => TermProducer::open(&self.clients.term_producer, &election.topic).await,
         };
+        let fenced_at = std::time::Instant::now();
+        let producer = opened.map_err(|e| {
+            tracing::error!("election {}: {e}; rejoining", election.name);
+        })?;
+        // The partition cannot move on while this awaits: the rebalance callbacks run only
+        // when this task polls the consumer.
+        let announced = append(election, &self.clients.announcer, &self.identity, false).await;
+        let epoch = announced.map_err(|e| {
+            tracing::error!(
+                "election {}: cannot announce: {e}; rejoining",
+                election.name
+            );
+        })?;
+        election.set_term_producer(Some(Arc::new(producer)));
+        election.begin_term(epoch);
+        self.held = Some(epoch);
+        tracing::info!(
+            "election {}: this worker leads (epoch {epoch})",
+            election.name
+        );
+        tracing::debug!(
+            "election {}: fencing took {} ms, announcing {} ms",
+            election.name,
+            (fenced_at - won_at).as_millis(),
+            fenced_at.elapsed().as_millis()
+        );
+        self.hooks.elected(election, epoch);
+        Ok(())
+    }
+
+    /// Gives up the term (recording the resignation) and leaves the group.
+    async fn leave(&mut self, consumer: MemberConsumer) {
+        let election = &self.election;
         if let Some(epoch) = election.end_term() {
             tracing::info!(
                 "election {}: gave up its term (epoch {epoch})",
                 election.name
             );
-            // Say so on the topic, so `faust-rs leader` and the other workers stop naming this
-            // worker before a successor announces itself. Written before leaving the group, so
-            // it always precedes the successor's announcement. Best effort: a failure only
-            // delays the news until the successor's announcement.
-            let resignation = append(&election, &clients.announcer, &identity, true);
-            match tokio::time::timeout(std::time::Duration::from_secs(1), resignation).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::warn!(
-                    "election {}: cannot record the resignation: {e}",
-                    election.name
-                ),
-                Err(_) => tracing::warn!(
-                    "election {}: recording the resignation timed out",
-                    election.name
-                ),
-            }
+            self.record_resignation().await;
         }
-        if let Some(epoch) = held {
-            hooks.revoked(&election, epoch);
+        if let Some(epoch) = self.held {
+            self.hooks.revoked(election, epoch);
         }
         // Leave the group explicitly and make sure the LeaveGroup goes out: closing alone
         // sends none for a cooperative member that holds no partition (a follower), nor for one
@@ -263,34 +309,52 @@ pub async fn run(
         // without a leader in 3 of 8 static rolling restarts before `group::leave`, none in 17
         // since. Closing blocks until the group acknowledges, so it runs off the async threads.
         consumer.unsubscribe();
-        let _ = group::leave(
-            &consumer,
-            election.session_timeout,
-            &format!("election {}", election.name),
-        )
-        .await;
+        let name = format!("election {}", election.name);
+        let _ = group::leave(&consumer, election.session_timeout, &name).await;
         let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
         // The hand-off is done; only now close the term's producer (which can take a moment).
-        close_term_producer(&election).await;
-        match ending {
-            None => return,
-            Some(Control::StandDown) => {
-                tracing::info!("election {}: stood down; still a candidate", election.name);
-                // Rejoin once another candidate has announced itself: rejoining at once could
-                // win the partition straight back in the rebalance our leaving started. With no
-                // other candidate, nobody announces, and we rejoin after a session timeout.
-                let old = held.unwrap_or(-1);
-                let mut latest = election.watch_latest();
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = latest.wait_for(|l| l.as_ref().is_some_and(|a| a.epoch > old && !a.resigned)) => {}
-                    _ = tokio::time::sleep(election.session_timeout) => {}
-                }
-                continue 'membership;
-            }
-            Some(Control::Rejoin) => continue 'membership,
+        close_term_producer(election).await;
+    }
+
+    /// Says on the topic that the term ended, so `faust-rs leader` and the other workers stop
+    /// naming this worker before a successor announces itself. Written before leaving the
+    /// group, so it always precedes the successor's announcement. Best effort: a failure only
+    /// delays the news until the successor's announcement.
+    async fn record_resignation(&self) {
+        let name = &self.election.name;
+        let resignation = append(
+            &self.election,
+            &self.clients.announcer,
+            &self.identity,
+            true,
+        );
+        match tokio::time::timeout(std::time::Duration::from_secs(1), resignation).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("election {name}: cannot record the resignation: {e}"),
+            Err(_) => tracing::warn!("election {name}: recording the resignation timed out"),
         }
     }
+
+    /// After a stand-down: waits until another candidate has announced itself (rejoining at
+    /// once could win the partition straight back in the rebalance our leaving started) or,
+    /// with no other candidate, a session timeout. `false` when the candidacy must stop.
+    async fn wait_to_rejoin(&self) -> bool {
+        let election = &self.election;
+        tracing::info!("election {}: stood down; still a candidate", election.name);
+        let old = self.held.unwrap_or(-1);
+        let mut latest = election.watch_latest();
+        tokio::select! {
+            _ = self.stop.cancelled() => false,
+            _ = latest.wait_for(|l| l.as_ref().is_some_and(|a| a.epoch > old && !a.resigned)) => true,
+            _ = tokio::time::sleep(election.session_timeout) => true,
+        }
+    }
+}
+
+fn ticker(period: Duration) -> tokio::time::Interval {
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker
 }
 
 /// A ticker that makes the election consumer's heartbeats keep to `heartbeat_interval`.
@@ -302,10 +366,7 @@ pub async fn run(
 /// a leader's leaving up to half a second late. Poking the group handler eight times per
 /// interval keeps heartbeats within 1.125 intervals of each other (100–125 ms measured).
 fn heartbeat_pump(heartbeat_interval: Duration) -> tokio::time::Interval {
-    let period = (heartbeat_interval / 8).max(Duration::from_millis(5));
-    let mut pump = tokio::time::interval(period);
-    pump.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    pump
+    ticker((heartbeat_interval / 8).max(Duration::from_millis(5)))
 }
 
 /// Drops the term's transactional producer off the async threads (closing it may block).

@@ -42,7 +42,10 @@ struct PartitionState {
 
 impl PartitionState {
     fn committable(&self) -> Option<i64> {
-        self.pending.front().map(|(offset, _)| *offset).or(self.next)
+        self.pending
+            .front()
+            .map(|(offset, _)| *offset)
+            .or(self.next)
     }
 
     fn pieces(&mut self, offset: i64) -> Option<&mut u32> {
@@ -90,7 +93,11 @@ impl OffsetTracker {
         if let Some(count) = state.pieces(offset) {
             *count = count.saturating_sub(1);
         }
-        while state.pending.front().is_some_and(|(_, pieces)| *pieces == 0) {
+        while state
+            .pending
+            .front()
+            .is_some_and(|(_, pieces)| *pieces == 0)
+        {
             state.pending.pop_front();
         }
     }
@@ -200,11 +207,19 @@ mod tests {
         tracker.dispatched(&tp(0), 1, 1);
         tracker.finished(&tp(0), 1);
         tracker.finished(&tp(0), 0);
-        assert_eq!(tracker.take_commits(None), vec![(tp(0), 0)], "one agent left");
+        assert_eq!(
+            tracker.take_commits(None),
+            vec![(tp(0), 0)],
+            "one agent left"
+        );
         tracker.wait_for(&tp(0), 0, 2);
         tracker.finished(&tp(0), 0);
         tracker.finished(&tp(0), 0);
-        assert_eq!(tracker.take_commits(None), vec![], "one send unacknowledged");
+        assert_eq!(
+            tracker.take_commits(None),
+            vec![],
+            "one send unacknowledged"
+        );
         assert_eq!(tracker.in_flight(), 1);
         tracker.finished(&tp(0), 0);
         assert_eq!(tracker.take_commits(None), vec![(tp(0), 2)]);

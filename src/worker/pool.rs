@@ -106,8 +106,15 @@ mod tests {
         let caller = std::thread::current().id();
         let ran_on = pool.run(|| std::thread::current().id()).await.unwrap();
         assert_ne!(ran_on, caller);
-        assert_eq!(pool.run(|| panic!("a bug")).await, Err::<(), _>(JobPanicked));
-        assert_eq!(pool.run(|| 7).await, Ok(7), "the lane's one thread survived");
+        assert_eq!(
+            pool.run(|| panic!("a bug")).await,
+            Err::<(), _>(JobPanicked)
+        );
+        assert_eq!(
+            pool.run(|| 7).await,
+            Ok(7),
+            "the lane's one thread survived"
+        );
     }
 
     #[tokio::test]

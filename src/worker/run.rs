@@ -207,8 +207,14 @@ pub async fn run(
         wait_for_leave: (group.instance_id.is_none() && group.protocol == GroupProtocol::Classic)
             .then_some(app.session_timeout),
     };
-    let agents = agents::start(evaluator, pool.clone(), &consumer_config, leaving, &shutdown)
-        .map_err(Fatal::runtime)?;
+    let agents = agents::start(
+        evaluator,
+        pool.clone(),
+        &consumer_config,
+        leaving,
+        &shutdown,
+    )
+    .map_err(Fatal::runtime)?;
 
     let runner = BodyRunner {
         app: app.clone(),

@@ -66,15 +66,12 @@ impl BodyRunner {
                     election.name
                 )
             })?;
-            return producer
-                .send_all(&records, &headers)
-                .await
-                .map_err(|e| {
-                    if let TermSendError::Fenced(why) = &e {
-                        election.fenced(why);
-                    }
-                    e.to_string()
-                });
+            return producer.send_all(&records, &headers).await.map_err(|e| {
+                if let TermSendError::Fenced(why) = &e {
+                    election.fenced(why);
+                }
+                e.to_string()
+            });
         }
         let mut pending = Vec::with_capacity(records.len());
         for record in &records {

@@ -56,7 +56,11 @@ impl Consumed {
     pub fn size(&self) -> usize {
         self.key.as_ref().map_or(0, Vec::len)
             + self.value.as_ref().map_or(0, Vec::len)
-            + self.headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
     }
 }
 
@@ -217,7 +221,8 @@ pub fn commit(
     }
     let mut list = TopicPartitionList::new();
     for (tp, position) in commits {
-        if let Err(e) = list.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*position))
+        if let Err(e) =
+            list.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*position))
         {
             tracing::warn!("offset commit of {tp}: {e}");
         }

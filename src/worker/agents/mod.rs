@@ -84,12 +84,9 @@ pub fn start(
         acks: FuturesUnordered::new(),
         finished_since_commit: 0,
     };
-    Ok(shutdown.tasks.spawn(agents_loop.run(
-        records,
-        rebalances,
-        finish_tx,
-        wait_for_leave,
-    )))
+    Ok(shutdown
+        .tasks
+        .spawn(agents_loop.run(records, rebalances, finish_tx, wait_for_leave)))
 }
 
 /// Hand-offs of polled batches that may wait for the loop: a little slack between the threads.
