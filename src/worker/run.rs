@@ -22,7 +22,7 @@ use crate::election::member::Identity;
 use crate::exit::{Fatal, Result, Status};
 use crate::kafka::admin::ensure_topics;
 use crate::kafka::producer::Producer;
-use crate::kafka::{GroupProtocol, GroupSettings};
+use crate::kafka::{ClientSettings, GroupProtocol, GroupSettings};
 use crate::script::{Host, ScriptEngine};
 use crate::worker::agents::evaluate::Evaluator;
 use crate::worker::agents::{self, Leaving};
@@ -131,10 +131,8 @@ pub async fn run(
         options.candidate,
         options.eval_threads,
     );
-
     let settings = app.client_settings(format!("faust-rs-{}-{}", app.id, identity.worker));
-    let mut leadership =
-        Leadership::new(&app, &settings, options.candidate).map_err(Fatal::runtime)?;
+    let leadership = Leadership::new(&app, &settings, options.candidate).map_err(Fatal::runtime)?;
     let state = Arc::new(WorkerState::new(
         &app.id,
         &identity.worker,
@@ -143,121 +141,185 @@ pub async fn run(
         app.timers.iter().map(|t| t.name.clone()),
         leadership.elections.clone(),
     ));
-    let shutdown = Shutdown::default();
-    let group_description = Arc::new(OnceLock::new());
+    let worker = Worker {
+        app,
+        engine,
+        options,
+        settings,
+        identity,
+        state,
+        shutdown: Shutdown::default(),
+        joined: Arc::new(OnceLock::new()),
+    };
     // Signals are obeyed from now until the process exits: USR1 dumps even during start-up
     // and shutdown.
     let obeying = tokio::spawn(obey(
         requests,
-        shutdown.clone(),
-        app.clone(),
-        state.clone(),
-        group_description.clone(),
-        options.shutdown_timeout,
+        worker.shutdown.clone(),
+        worker.app.clone(),
+        worker.state.clone(),
+        worker.joined.clone(),
+        worker.options.shutdown_timeout,
     ));
     // Serve from now on: /health answers (and /ready says 503) while the topics are created
     // and the group is joined, however long the brokers take.
     let web_stop = CancellationToken::new();
     let web_task = tokio::spawn(web::serve(
         listener,
-        state.clone(),
+        worker.state.clone(),
         web_stop.clone().cancelled_owned(),
     ));
-
-    // The one start-up step that can take long (brokers down or slow): a shutdown request
-    // ends it, as there is nothing to finish yet.
-    let owned = app.owned_topics();
-    tokio::select! {
-        created = ensure_topics(&settings, &owned) => created.map_err(Fatal::runtime)?,
-        _ = shutdown.warm.cancelled() => return Ok(Status::Clean),
-    }
-
-    let pool = Arc::new(
-        EvalPool::start(options.eval_threads, app.timers.len())
-            .map_err(|e| Fatal::runtime(format!("cannot start the evaluation pool: {e}")))?,
-    );
-    let producer = Producer::new(
-        settings
-            .producer()
-            .create()
-            .map_err(|e| Fatal::runtime(format!("cannot create the producer: {e}")))?,
-    );
-    let host: Arc<dyn Host> = Arc::new(WorkerHost {
-        app_id: app.id.clone(),
-        worker_id: identity.worker.clone(),
-        leader: leadership.default_election().clone(),
-    });
-    let group = agents_group(&app, &options, &datadir)?;
-    let description = describe_group(&app, &group);
-    tracing::info!("joining group {description}");
-    let _ = group_description.set(description);
-    let mut consumer_config = settings.consumer(&group);
-    consumer_config.set("statistics.interval.ms", "5000");
-    let evaluator = Arc::new(Evaluator {
-        app: app.clone(),
-        engine: engine.clone(),
-        host: host.clone(),
-        state: state.clone(),
-        producer: producer.clone(),
-    });
-    let leaving = Leaving {
-        group_name: format!("group {}", group.group_id),
-        // A static member sends no LeaveGroup by design, and under KIP-848 librdkafka leaves
-        // on close; a dynamic classic member makes sure its LeaveGroup goes out.
-        wait_for_leave: (group.instance_id.is_none() && group.protocol == GroupProtocol::Classic)
-            .then_some(app.session_timeout),
-    };
-    let agents = agents::start(
-        evaluator,
-        pool.clone(),
-        &consumer_config,
-        leaving,
-        &shutdown,
-    )
-    .map_err(Fatal::runtime)?;
-
-    let runner = BodyRunner {
-        app: app.clone(),
-        engine,
-        host,
-        producer: producer.clone(),
-        pool: pool.clone(),
-    };
-    leadership
-        .start(&app, &settings, identity, runner.clone(), &shutdown)
-        .await
-        .map_err(Fatal::runtime)?;
-    start_timers(&runner, &state, &leadership, &shutdown);
-
-    shutdown.warm.cancelled().await;
-    // Not ready from here on: load balancers and scripts stop counting on this worker.
-    state.ready.store(false, Ordering::Relaxed);
-    let finished_warm = tokio::select! {
-        left = drain(&mut leadership, agents, &shutdown, &producer) => {
-            if left > 0 {
-                tracing::warn!("{left} events unfinished at shutdown; their partitions' next owner processes them again");
-            }
-            left == 0
-        }
-        _ = shutdown.cold.cancelled() => false,
-    };
-    if !finished_warm {
-        // Cold: no waiting on work; only hand leadership over if that is instant.
-        let _ = tokio::time::timeout(Duration::from_millis(300), leadership.resigned()).await;
-        // Dropping the Kafka clients would close them politely, which takes a second or more
-        // (revocation, LeaveGroup, producer flush). A cold shutdown skips that: the process is
-        // about to exit, and the groups reassign the partitions after the session timeout.
-        std::mem::forget((leadership, producer, pool));
-    }
+    let finished_warm = worker.live(leadership, &datadir).await?;
     web_stop.cancel();
     if finished_warm {
         let _ = tokio::time::timeout(Duration::from_millis(200), web_task).await;
     }
     obeying.abort();
-    match shutdown.failure() {
+    match worker.shutdown.failure() {
         Some(reason) => Err(Fatal::runtime(reason)),
         None if finished_warm => Ok(Status::Clean),
         None => Ok(Status::Cold),
+    }
+}
+
+/// What every stage of a worker's life needs.
+struct Worker {
+    app: Arc<App>,
+    engine: Arc<ScriptEngine>,
+    options: WorkerOptions,
+    settings: ClientSettings,
+    identity: Identity,
+    state: Arc<WorkerState>,
+    shutdown: Shutdown,
+    /// The agents' group, described, once the worker joins it (for the USR1 dump).
+    joined: Arc<OnceLock<String>>,
+}
+
+/// What a started worker stops.
+struct Running {
+    leadership: Leadership,
+    agents: tokio::task::JoinHandle<usize>,
+    producer: Producer,
+}
+
+impl Worker {
+    /// Starts, runs until the warm signal and stops. `true` when the shutdown was warm to the
+    /// end (everything in flight finished, committed, left).
+    async fn live(&self, leadership: Leadership, datadir: &DataDir) -> Result<bool> {
+        // The one start-up step that can take long (brokers down or slow): a shutdown request
+        // ends it, as there is nothing to finish yet.
+        let owned = self.app.owned_topics();
+        tokio::select! {
+            created = ensure_topics(&self.settings, &owned) => created.map_err(Fatal::runtime)?,
+            _ = self.shutdown.warm.cancelled() => return Ok(true),
+        }
+        let running = self.start(leadership, datadir).await?;
+        self.shutdown.warm.cancelled().await;
+        Ok(self.stop(running).await)
+    }
+
+    /// Starts the evaluation pool, the agents, the elections and the timers.
+    async fn start(&self, mut leadership: Leadership, datadir: &DataDir) -> Result<Running> {
+        let app = &self.app;
+        let pool = EvalPool::start(self.options.eval_threads, app.timers.len())
+            .map_err(|e| Fatal::runtime(format!("cannot start the evaluation pool: {e}")))?;
+        let pool = Arc::new(pool);
+        let producer = self
+            .settings
+            .producer()
+            .create()
+            .map_err(|e| Fatal::runtime(format!("cannot create the producer: {e}")))?;
+        let producer = Producer::new(producer);
+        let host: Arc<dyn Host> = Arc::new(WorkerHost {
+            app_id: app.id.clone(),
+            worker_id: self.identity.worker.clone(),
+            leader: leadership.default_election().clone(),
+        });
+        let evaluator = Arc::new(Evaluator {
+            app: app.clone(),
+            engine: self.engine.clone(),
+            host: host.clone(),
+            state: self.state.clone(),
+            producer: producer.clone(),
+        });
+        let agents = self.start_agents(evaluator, &pool, datadir)?;
+        let runner = BodyRunner {
+            app: app.clone(),
+            engine: self.engine.clone(),
+            host,
+            producer: producer.clone(),
+            pool: pool.clone(),
+        };
+        let identity = self.identity.clone();
+        leadership
+            .start(
+                app,
+                &self.settings,
+                identity,
+                runner.clone(),
+                &self.shutdown,
+            )
+            .await
+            .map_err(Fatal::runtime)?;
+        start_timers(&runner, &self.state, &leadership, &self.shutdown);
+        Ok(Running {
+            leadership,
+            agents,
+            producer,
+        })
+    }
+
+    /// Joins the agents' group.
+    fn start_agents(
+        &self,
+        evaluator: Arc<Evaluator>,
+        pool: &Arc<EvalPool>,
+        datadir: &DataDir,
+    ) -> Result<tokio::task::JoinHandle<usize>> {
+        let app = &self.app;
+        let group = agents_group(app, &self.options, datadir)?;
+        let description = describe_group(app, &group);
+        tracing::info!("joining group {description}");
+        let _ = self.joined.set(description);
+        let mut consumer_config = self.settings.consumer(&group);
+        consumer_config.set("statistics.interval.ms", "5000");
+        let leaving = Leaving {
+            group_name: format!("group {}", group.group_id),
+            // A static member sends no LeaveGroup by design, and under KIP-848 librdkafka
+            // leaves on close; a dynamic classic member makes sure its LeaveGroup goes out.
+            wait_for_leave: (group.instance_id.is_none()
+                && group.protocol == GroupProtocol::Classic)
+                .then_some(app.session_timeout),
+        };
+        let pool = pool.clone();
+        agents::start(evaluator, pool, &consumer_config, leaving, &self.shutdown)
+            .map_err(Fatal::runtime)
+    }
+
+    /// Stops after the warm signal; `true` when it stayed warm to the end.
+    async fn stop(&self, mut running: Running) -> bool {
+        // Not ready from here on: load balancers and scripts stop counting on this worker.
+        self.state.ready.store(false, Ordering::Relaxed);
+        let drained = drain(&mut running, &self.shutdown);
+        let finished_warm = tokio::select! {
+            left = drained => {
+                if left > 0 {
+                    tracing::warn!("{left} events unfinished at shutdown; their partitions' next owner processes them again");
+                }
+                left == 0
+            }
+            _ = self.shutdown.cold.cancelled() => false,
+        };
+        if !finished_warm {
+            // Cold: no waiting on work; only hand leadership over if that is instant.
+            let resigned = running.leadership.resigned();
+            let _ = tokio::time::timeout(Duration::from_millis(300), resigned).await;
+            // Dropping the Kafka clients would close them politely, which takes a second or
+            // more (revocation, LeaveGroup, producer flush). A cold shutdown skips that: the
+            // process is about to exit, and the groups reassign after the session timeout.
+            std::mem::forget(running);
+        }
+        finished_warm
     }
 }
 
@@ -320,17 +382,12 @@ fn start_timers(
 /// A warm shutdown after the warm signal: hand leadership over first (the next leader is
 /// elected while this one drains), let the agents finish what is in flight, commit and leave,
 /// wait for every other task, flush. Returns the number of events left unfinished.
-async fn drain(
-    leadership: &mut Leadership,
-    agents: tokio::task::JoinHandle<usize>,
-    shutdown: &Shutdown,
-    producer: &Producer,
-) -> usize {
-    leadership.resigned().await;
-    let left = agents.await.unwrap_or(0);
+async fn drain(running: &mut Running, shutdown: &Shutdown) -> usize {
+    running.leadership.resigned().await;
+    let left = (&mut running.agents).await.unwrap_or(0);
     shutdown.tasks.close();
     shutdown.tasks.wait().await;
-    let producer = producer.inner().clone();
+    let producer = running.producer.inner().clone();
     let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
     left
 }
