@@ -38,15 +38,21 @@ pub async fn run(app: Arc<App>, args: LeaderArgs) -> Result<Status> {
         .filter(|name| args.election.as_ref().is_none_or(|only| only == name))
         .collect();
     let topics: Vec<String> = names.iter().map(|n| app.election_topic(n)).collect();
-    let existing = existing_topics(&config, &topics)?;
-    let readable: Vec<String> = topics
-        .iter()
-        .filter(|t| existing.contains(*t))
-        .cloned()
-        .collect();
-    let newest = observer::newest(&config, &readable)
+    // Metadata and the newest records are blocking reads: off the async runtime's threads.
+    let (readable, newest) = {
+        let (config, topics) = (config.clone(), topics.clone());
+        tokio::task::spawn_blocking(move || {
+            let existing = existing_topics(&config, &topics)?;
+            let readable: Vec<String> = topics
+                .into_iter()
+                .filter(|t| existing.contains(t))
+                .collect();
+            let newest = observer::newest(&config, &readable).map_err(Fatal::runtime)?;
+            Ok::<_, Fatal>((readable, newest))
+        })
         .await
-        .map_err(Fatal::runtime)?;
+        .map_err(|e| Fatal::runtime(format!("reading the election topics: {e}")))??
+    };
     let mut current: Vec<(String, Option<Announcement>)> =
         names.iter().map(|n| (n.clone(), None)).collect();
     for (topic, announcement) in readable.iter().zip(newest) {

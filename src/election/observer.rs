@@ -102,7 +102,8 @@ pub async fn follow(
 }
 
 /// The newest announcement of each topic, read once (`None`: no leader was ever elected).
-pub async fn newest(
+/// Blocks (broker round trips): call it off the async runtime's threads.
+pub fn newest(
     config: &ClientConfig,
     topics: &[String],
 ) -> Result<Vec<Option<Announcement>>, String> {

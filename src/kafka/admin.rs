@@ -1,5 +1,6 @@
 //! Creating the topics faust-rs owns (agent topics, dead-letter topics, the leader topic).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -72,37 +73,45 @@ async fn wait_for_metadata(
     names: &[&str],
     deadline: Duration,
 ) -> Result<(), String> {
-    let probe: BaseConsumer = settings
-        .admin()
-        .create()
-        .map_err(|e| format!("cannot create a metadata client: {e}"))?;
+    let probe: Arc<BaseConsumer> = Arc::new(
+        settings
+            .admin()
+            .create()
+            .map_err(|e| format!("cannot create a metadata client: {e}"))?,
+    );
     let start = Instant::now();
     let mut missing: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-    while !missing.is_empty() {
-        let mut still = Vec::new();
-        for name in &missing {
-            let ready = probe
+    loop {
+        // Metadata requests block (up to 5 s each): not on the async runtime's threads.
+        let probe = probe.clone();
+        missing = tokio::task::spawn_blocking(move || not_visible(&probe, missing))
+            .await
+            .map_err(|e| format!("metadata query: {e}"))?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if start.elapsed() > deadline {
+            return Err(format!(
+                "topics not visible after {deadline:?}: {}",
+                missing.join(", ")
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The topics of `names` whose metadata does not list partitions yet.
+fn not_visible(probe: &BaseConsumer, names: Vec<String>) -> Vec<String> {
+    names
+        .into_iter()
+        .filter(|name| {
+            !probe
                 .fetch_metadata(Some(name), Duration::from_secs(5))
-                .map(|m| {
+                .is_ok_and(|m| {
                     m.topics()
                         .first()
                         .is_some_and(|t| t.error().is_none() && !t.partitions().is_empty())
                 })
-                .unwrap_or(false);
-            if !ready {
-                still.push(name.clone());
-            }
-        }
-        missing = still;
-        if !missing.is_empty() {
-            if start.elapsed() > deadline {
-                return Err(format!(
-                    "topics not visible after {deadline:?}: {}",
-                    missing.join(", ")
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    Ok(())
+        })
+        .collect()
 }
