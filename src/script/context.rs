@@ -1,4 +1,5 @@
-//! The state of the one evaluation running on this thread: its outbox, its host and its name.
+//! The state of the one evaluation running on this thread: its outbox, its host, its name and
+//! its deadline.
 //!
 //! Why a thread-local and not rhai's per-call tag: the tag can only be set per call through
 //! `Engine::call_fn_with_options`, which calls a *named function* — whose body cannot see the
@@ -11,6 +12,7 @@
 //! returns a guard that restores the previous frame on drop, so it is panic-safe and nests.
 
 use std::cell::RefCell;
+use std::time::Instant;
 
 use super::event::OutgoingRecord;
 use super::{Host, ScriptLimits};
@@ -22,6 +24,9 @@ pub(super) struct Frame {
     pub limits: ScriptLimits,
     /// The script's name, for log lines.
     pub script: std::sync::Arc<str>,
+    /// When `max_duration` runs out (`None` when that instant is past what the clock can
+    /// represent: no bound then).
+    deadline: Option<Instant>,
     /// Lifetime-erased `&dyn Host`; valid while the guard that installed it lives.
     host: *const (dyn Host + 'static),
 }
@@ -47,8 +52,10 @@ impl Frame {
         // guard (bound to 'h) removes from the thread-local on drop, and it is only
         // dereferenced by `with_host` while that frame is installed: so never after 'h ends.
         let host: &'static dyn Host = unsafe { std::mem::transmute::<&'h dyn Host, _>(host) };
+        let deadline = Instant::now().checked_add(limits.max_duration);
         let frame = Frame {
             outbox: Vec::new(),
+            deadline,
             limits: limits.clone(),
             script,
             host,
@@ -88,4 +95,11 @@ pub(super) fn with_host<R>(f: impl FnOnce(&dyn Host) -> R) -> Option<R> {
     // SAFETY: a frame is installed, so the guard that installed it and the `&dyn Host` it was
     // made from are alive (see `Frame::enter`).
     Some(f(unsafe { &*host }))
+}
+
+/// Whether the evaluation running on this thread is past its `max_duration` (reads the clock).
+pub(super) fn past_deadline() -> bool {
+    with_frame(|frame| frame.deadline)
+        .flatten()
+        .is_some_and(|deadline| Instant::now() >= deadline)
 }

@@ -357,6 +357,57 @@ fn an_endless_loop_stops_at_the_operation_limit() {
 }
 
 #[test]
+fn an_endless_loop_with_unbounded_operations_stops_at_the_time_limit() {
+    let engine = engine_with(ScriptLimits {
+        max_operations: 0,
+        max_duration: std::time::Duration::from_secs_f64(0.2),
+        ..ScriptLimits::default()
+    });
+    let error = run_timer_with(&engine, "let n = 0;\nloop { n += 1; }").unwrap_err();
+    assert_eq!(error.kind, RunErrorKind::TimeLimit, "{error}");
+    assert!(error.message.contains("max_duration = 0.2 s"), "{error}");
+    assert_eq!(error.line, 2, "{error}");
+    assert!(error.to_string().starts_with("over the time limit at 2:"));
+}
+
+#[test]
+fn a_long_body_within_the_other_limits_stops_at_the_time_limit() {
+    // Within max_operations, max_array_size and max_string_size, but slow: rhai re-measures
+    // the array after each push, so the body takes quadratic time (seconds).
+    let body = r#"let a = []; for i in 0..100000 { a.push("x" + i); } a.len()"#;
+    let engine = engine_with(ScriptLimits {
+        max_duration: std::time::Duration::from_millis(1),
+        ..ScriptLimits::default()
+    });
+    let error = run_timer_with(&engine, body).unwrap_err();
+    assert_eq!(error.kind, RunErrorKind::TimeLimit, "{error}");
+    assert!(error.message.contains("max_duration = 0.001 s"), "{error}");
+}
+
+#[test]
+fn max_duration_must_be_a_positive_finite_number_of_seconds() {
+    let parse = |text: &str| toml::from_str::<ScriptLimits>(text);
+    assert_eq!(
+        parse("max_duration = 0.5").unwrap().max_duration,
+        std::time::Duration::from_millis(500)
+    );
+    assert_eq!(
+        parse("max_duration = 2").unwrap().max_duration,
+        std::time::Duration::from_secs(2)
+    );
+    assert_eq!(
+        parse("").unwrap().max_duration,
+        std::time::Duration::from_secs(10)
+    );
+    for bad in [
+        "0", "0.0", "-1", "-0.5", "inf", "nan", "1e300", "1e-12", "\"1s\"",
+    ] {
+        let error = parse(&format!("max_duration = {bad}")).unwrap_err();
+        assert!(error.to_string().contains("max_duration"), "{bad}: {error}");
+    }
+}
+
+#[test]
 fn a_huge_string_array_or_map_stops_at_its_limit() {
     let engine = engine_with(ScriptLimits {
         max_string_size: 100,
