@@ -22,13 +22,13 @@ fn engine() -> ScriptEngine {
     engine_with(ScriptLimits::default())
 }
 
-fn host() -> StaticHost {
-    StaticHost {
+fn host() -> Arc<dyn Host> {
+    Arc::new(StaticHost {
         worker_id: "w-1".into(),
         app_id: "leader-example".into(),
         is_leader: true,
         leader_epoch: Some(17),
-    }
+    })
 }
 
 fn event(value: serde_json::Value) -> Event {
@@ -320,10 +320,10 @@ fn concurrent_evaluations_keep_their_own_outboxes_and_hosts() {
         .map(|t| {
             let (engine, script) = (engine.clone(), script.clone());
             std::thread::spawn(move || {
-                let host = StaticHost {
+                let host: Arc<dyn Host> = Arc::new(StaticHost {
                     worker_id: format!("w{t}-"),
                     ..StaticHost::default()
-                };
+                });
                 let outcome = script.run(&engine, &host, None).unwrap();
                 assert_eq!(outcome.sends.len(), 200);
                 for (i, record) in outcome.sends.iter().enumerate() {
@@ -652,7 +652,13 @@ fn identity_and_election_come_from_the_host() {
     let script = engine
         .compile_for(BodyKind::Hook, "[is_leader(), leader_epoch()]")
         .unwrap();
-    let outcome = script.run(&engine, &StaticHost::default(), None).unwrap();
+    let outcome = script
+        .run(
+            &engine,
+            &(Arc::new(StaticHost::default()) as Arc<dyn Host>),
+            None,
+        )
+        .unwrap();
     assert_eq!(outcome.result, Some(Datum::Value(json!([false, null]))));
 }
 
@@ -780,10 +786,10 @@ fn a_nested_evaluation_gets_its_own_frame_and_restores_the_outer_one() {
             "say.send(1); let w = worker_id(); say.send(w); is_leader()",
         )
         .unwrap();
-    let nesting = NestingHost {
+    let nesting: Arc<dyn Host> = Arc::new(NestingHost {
         engine: engine.clone(),
         inner,
-    };
+    });
     let outcome = outer.run(&engine, &nesting, None).unwrap();
     let values: Vec<_> = outcome.sends.iter().map(|r| r.value.clone()).collect();
     assert_eq!(

@@ -38,7 +38,7 @@ impl BodyRunner {
     pub async fn run(&self, body: &Body, term: Option<(&Election, i64)>) -> Result<usize, String> {
         let outcome = body
             .script
-            .run(&self.engine, self.host.as_ref(), None)
+            .run(&self.engine, &self.host, None)
             .map_err(|e| e.to_string())?;
         if let Some((election, epoch)) = term
             && !election.still_holds(epoch)
