@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod codec;
 pub mod commands;
 pub mod election;

@@ -10,9 +10,10 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, Stre
 use rdkafka::{ClientConfig, ClientContext, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
 
-use super::announcement::{Announcement, now_ms};
+use super::announcement::Announcement;
 use super::term_producer::TermProducer;
 use super::{Control, Election};
+use crate::clock::now_ms;
 use crate::kafka::group;
 use crate::worker::sender::Sender;
 

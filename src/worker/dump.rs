@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
 use crate::app::App;
-use crate::election::announcement::now_ms;
+use crate::clock::now_ms;
 use crate::worker::state::WorkerState;
 
 fn ago(ms: i64, now: i64) -> String {

@@ -45,7 +45,7 @@ impl AgentCounters {
         self.busy_partition.store(partition, Ordering::Relaxed);
         self.busy_offset.store(offset, Ordering::Relaxed);
         self.busy_since_ms
-            .store(crate::election::announcement::now_ms(), Ordering::Relaxed);
+            .store(crate::clock::now_ms(), Ordering::Relaxed);
         self.busy.store(true, Ordering::Relaxed);
     }
 

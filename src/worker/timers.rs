@@ -12,8 +12,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::app::{App, Body, Schedule, Timer};
+use crate::clock::now_ms;
 use crate::election::Election;
-use crate::election::announcement::now_ms;
 use crate::election::term_producer::TermSendError;
 use crate::script::{EPOCH_HEADER, Host, ScriptEngine, encode_epoch};
 use crate::worker::sender::Sender;
