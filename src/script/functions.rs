@@ -176,20 +176,10 @@ fn register_logging(engine: &mut Engine) {
 
 // ---- randomness -------------------------------------------------------------------------
 
-/// A random version 4 UUID, e.g. `"0f8fad5b-d9cb-469f-a165-70867728950e"`.
+/// A random version 4 UUID, e.g. `"0f8fad5b-d9cb-469f-a165-70867728950e"` (lowercase,
+/// hyphenated).
 pub fn uuid_v4() -> String {
-    let mut bytes: [u8; 16] = rand::random();
-    bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
-    bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 fn register_random(engine: &mut Engine) {
