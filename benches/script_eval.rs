@@ -3,11 +3,12 @@
 //! figures (median and best of several runs, in nanoseconds per evaluation).
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Instant;
 
 use faust_rs::codec::Datum;
 use faust_rs::script::{
-    BodyKind, Event, PrintSink, Script, ScriptEngine, ScriptLimits, ScriptNames, StaticHost,
+    BodyKind, Event, Host, PrintSink, Script, ScriptEngine, ScriptLimits, ScriptNames, StaticHost,
 };
 use serde_json::json;
 
@@ -28,12 +29,12 @@ fn event(value: serde_json::Value) -> Event {
 
 /// Evaluates `script` repeatedly and prints the median and best ns per evaluation.
 fn bench(label: &str, engine: &ScriptEngine, script: &Script, event: Option<&Event>) {
-    let host = StaticHost {
+    let host: Arc<dyn Host> = Arc::new(StaticHost {
         worker_id: "bench".into(),
         app_id: "leader-example".into(),
         is_leader: true,
         leader_epoch: Some(1),
-    };
+    });
     let once = || {
         let outcome = script.run(engine, &host, event).expect("the body runs");
         black_box(outcome);
@@ -108,7 +109,7 @@ fn main() {
 
     // How long a runaway body holds its thread before the operation limit stops it.
     let endless = engine.compile("let n = 0; loop { n += 1; }").unwrap();
-    let host = StaticHost::default();
+    let host: Arc<dyn Host> = Arc::new(StaticHost::default());
     let mut took: Vec<_> = (0..5)
         .map(|_| {
             let start = Instant::now();

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::{Message, Offset};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::app::App;
 use crate::cli::LeaderArgs;
@@ -168,37 +167,49 @@ fn print_leader(election: &str, announcement: Option<&Announcement>, json: bool)
     }
 }
 
-/// `POST /leader/stand-down` to the worker on 127.0.0.1:port; prints its answer.
+/// How long `--stand-down` waits for the worker's answer, connecting included.
+const STAND_DOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `POST /leader/stand-down` to the worker on 127.0.0.1:port; prints its answer. The HTTP
+/// client is blocking, so the request runs on tokio's blocking pool.
 async fn stand_down(port: u16, election: Option<&str>) -> Result<Status> {
-    let unreachable =
-        |e: std::io::Error| Fatal::runtime(format!("no worker answers on 127.0.0.1:{port}: {e}"));
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    let election = election.map(str::to_owned);
+    let answer = tokio::task::spawn_blocking(move || post_stand_down(port, election.as_deref()))
         .await
-        .map_err(unreachable)?;
-    let request = format!(
-        "POST /leader/stand-down{} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        election
-            .map(|name| format!("?election={name}"))
-            .unwrap_or_default()
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(unreachable)?;
-    let mut response = String::new();
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        stream.read_to_string(&mut response),
-    )
-    .await
-    .map_err(|_| Fatal::runtime(format!("the worker on port {port} did not answer in 10 s")))?
-    .map_err(unreachable)?;
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    if !head.starts_with("HTTP/1.1 200") {
+        .map_err(|e| Fatal::runtime(format!("the stand-down request did not finish: {e}")))??;
+    println!("{}", answer.trim());
+    Ok(Status::Clean)
+}
+
+/// The request of [`stand_down`]: the worker's answer when it is a 200.
+fn post_stand_down(port: u16, election: Option<&str>) -> Result<String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(STAND_DOWN_TIMEOUT))
+        .http_status_as_error(false)
+        // Plain HTTP to this machine: never through a proxy named by the environment.
+        .proxy(None)
+        .build()
+        .into();
+    let mut request = agent.post(format!("http://127.0.0.1:{port}/leader/stand-down"));
+    if let Some(name) = election {
+        request = request.query("election", name);
+    }
+    let failed = |e: ureq::Error| match e {
+        ureq::Error::Timeout(_) => Fatal::runtime(format!(
+            "the worker on port {port} did not answer in {} s",
+            STAND_DOWN_TIMEOUT.as_secs()
+        )),
+        ureq::Error::Io(e) => Fatal::runtime(format!("no worker answers on 127.0.0.1:{port}: {e}")),
+        e => Fatal::runtime(format!("no worker answers on 127.0.0.1:{port}: {e}")),
+    };
+    let mut response = request.send_empty().map_err(failed)?;
+    let status = response.status();
+    let body = response.body_mut().read_to_string().map_err(failed)?;
+    if status != ureq::http::StatusCode::OK {
         return Err(Fatal::runtime(format!(
-            "the worker on port {port} refused: {head}"
+            "the worker on port {port} refused: HTTP {status}: {}",
+            body.trim()
         )));
     }
-    println!("{}", body.trim());
-    Ok(Status::Clean)
+    Ok(body)
 }

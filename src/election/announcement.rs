@@ -49,16 +49,8 @@ impl Announcement {
 
     /// `since_ms` as an RFC 3339 UTC time.
     pub fn since(&self) -> String {
-        crate::script::iso_utc(self.since_ms)
+        crate::clock::rfc3339_ms(self.since_ms)
     }
-}
-
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

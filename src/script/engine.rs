@@ -310,15 +310,16 @@ impl Script {
         self
     }
 
-    /// Runs the body once, with `engine` (the one that compiled it), and `event` for an agent
-    /// body (`None` leaves the event variables `()`; timers, tasks and hooks ignore it).
+    /// Runs the body once, with `engine` (the one that compiled it), `host` answering the
+    /// identity and election functions, and `event` for an agent body (`None` leaves the event
+    /// variables `()`; timers, tasks and hooks ignore it).
     ///
     /// Nothing is sent during the evaluation: the records the body sent are in the
     /// [`Outcome`], in order, for the caller to produce. A failed evaluation sends nothing.
     pub fn run(
         &self,
         engine: &ScriptEngine,
-        host: &dyn Host,
+        host: &Arc<dyn Host>,
         event: Option<&Event>,
     ) -> Result<Outcome, RunError> {
         let mut scope = Scope::with_capacity(self.uses.count());

@@ -46,6 +46,9 @@ pub enum RunErrorKind {
     SizeLimit,
     /// Function calls nested deeper than `max_call_depth` (runaway recursion, say).
     CallDepthLimit,
+    /// The body ran longer than `max_duration` (an endless loop with `max_operations = 0`, or
+    /// slow operations).
+    TimeLimit,
 }
 
 impl RunErrorKind {
@@ -55,6 +58,7 @@ impl RunErrorKind {
             RunErrorKind::OperationLimit => "over the operation limit",
             RunErrorKind::SizeLimit => "over a size limit",
             RunErrorKind::CallDepthLimit => "over the call depth limit",
+            RunErrorKind::TimeLimit => "over the time limit",
         }
     }
 }
@@ -119,6 +123,14 @@ impl RunError {
                 format!(
                     "the body ran more than max_operations = {} operations (an endless loop?)",
                     limits.max_operations
+                ),
+            ),
+            // Only our progress callback terminates an evaluation (see `ScriptLimits::apply`).
+            EvalAltResult::ErrorTerminated(..) => (
+                RunErrorKind::TimeLimit,
+                format!(
+                    "the body ran longer than max_duration = {} s (an endless loop?)",
+                    limits.max_duration.as_secs_f64()
                 ),
             ),
             EvalAltResult::ErrorStackOverflow(_) => (

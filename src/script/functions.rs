@@ -20,8 +20,6 @@
 //! host, sends) is registered as *volatile*, so an optimizer never evaluates it at compile time
 //! (the engine uses `OptimizationLevel::Simple`, which evaluates no function anyway).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use rand::Rng;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FLOAT, FuncRegistration, INT, Map, Position};
 
@@ -178,20 +176,10 @@ fn register_logging(engine: &mut Engine) {
 
 // ---- randomness -------------------------------------------------------------------------
 
-/// A random version 4 UUID, e.g. `"0f8fad5b-d9cb-469f-a165-70867728950e"`.
+/// A random version 4 UUID, e.g. `"0f8fad5b-d9cb-469f-a165-70867728950e"` (lowercase,
+/// hyphenated).
 pub fn uuid_v4() -> String {
-    let mut bytes: [u8; 16] = rand::random();
-    bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
-    bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 fn register_random(engine: &mut Engine) {
@@ -214,46 +202,11 @@ fn register_random(engine: &mut Engine) {
 
 // ---- time -------------------------------------------------------------------------------
 
-fn since_epoch() -> std::time::Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-}
-
-/// Formats Unix milliseconds as RFC 3339 UTC with milliseconds, e.g.
-/// `2024-02-29T12:34:56.789Z`.
-pub fn iso_utc(unix_ms: i64) -> String {
-    let days = unix_ms.div_euclid(86_400_000);
-    let ms_of_day = unix_ms.rem_euclid(86_400_000);
-    let (year, month, day) = civil_from_days(days);
-    let (h, m, s, ms) = (
-        ms_of_day / 3_600_000,
-        ms_of_day / 60_000 % 60,
-        ms_of_day / 1000 % 60,
-        ms_of_day % 1000,
-    );
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{ms:03}Z")
-}
-
-/// The proleptic Gregorian date of a count of days since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 fn register_time(engine: &mut Engine) {
-    func("now").register_into_engine(engine, || since_epoch().as_secs_f64() as FLOAT);
-    func("now_ms").register_into_engine(engine, || since_epoch().as_millis() as INT);
-    func("now_iso").register_into_engine(engine, || iso_utc(since_epoch().as_millis() as i64));
+    use crate::clock;
+    func("now").register_into_engine(engine, || clock::now_secs() as FLOAT);
+    func("now_ms").register_into_engine(engine, || clock::now_ms() as INT);
+    func("now_iso").register_into_engine(engine, || clock::rfc3339_ms(clock::now_ms()));
 }
 
 // ---- identity and election --------------------------------------------------------------

@@ -1,12 +1,15 @@
 //! Bounds on what one evaluation may do, and how they are applied to the engine.
 
-use serde::Deserialize;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
 
 /// Per-app bounds on what one evaluation may do (`[app.limits]` in the app file).
 ///
 /// Every bound is checked by the engine while a body runs; a body that crosses one stops with
 /// an error naming the bound (see [`super::RunErrorKind`]). `0` means "no bound" for
-/// `max_operations` only; for the other fields it is a real (tiny) bound.
+/// `max_operations` only; for the other integer fields it is a real (tiny) bound, and
+/// `max_duration` must be a positive number of seconds.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScriptLimits {
@@ -24,6 +27,35 @@ pub struct ScriptLimits {
     pub max_expr_depth: usize,
     /// Records one evaluation may send (`say.send(..)` and `send(..)` together).
     pub max_sends: usize,
+    /// Wall-clock time one evaluation may run (`max_duration = 0.5` in the app file: seconds,
+    /// a positive finite number). The default, 10 s, is far above any reasonable body, which
+    /// runs in micro- to milliseconds: it is not a performance budget but a bound on how long
+    /// one evaluation can hold a thread of the evaluation pool, whatever `max_operations` is
+    /// (including `0`, unbounded) and however slow its operations are. Checked every
+    /// [`CLOCK_EVERY`] operations, so a body may overrun it by that many operations.
+    #[serde(deserialize_with = "positive_seconds")]
+    pub max_duration: Duration,
+}
+
+/// How many operations an evaluation runs between two looks at the clock for `max_duration`.
+/// A power of two, so the test is a mask; large enough that `Instant::now()` (tens of
+/// nanoseconds) costs nothing next to that many operations, small enough that a body is
+/// stopped within well under a millisecond of its deadline.
+pub(super) const CLOCK_EVERY: u64 = 1 << 10;
+
+/// Reads a number of seconds that must be positive and finite (`max_duration`). The error is
+/// a serde error, which the app loader reports at the value's line and column.
+fn positive_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let seconds = f64::deserialize(deserializer)?;
+    if seconds > 0.0
+        && let Ok(duration) = Duration::try_from_secs_f64(seconds)
+        && !duration.is_zero()
+    {
+        return Ok(duration);
+    }
+    Err(serde::de::Error::custom(format!(
+        "max_duration must be a positive, finite number of seconds (e.g. 0.5), not {seconds}"
+    )))
 }
 
 impl Default for ScriptLimits {
@@ -36,6 +68,7 @@ impl Default for ScriptLimits {
             max_map_size: 100_000,
             max_expr_depth: 64,
             max_sends: 10_000,
+            max_duration: Duration::from_secs(10),
         }
     }
 }
@@ -50,5 +83,15 @@ impl ScriptLimits {
         engine.set_max_map_size(self.max_map_size);
         // Functions bodies get the same bound as the top level: one knob is enough for users.
         engine.set_max_expr_depths(self.max_expr_depth, self.max_expr_depth);
+        // `max_duration`: the deadline is the running evaluation's (set in its frame); the
+        // clock is read only every CLOCK_EVERY operations. Rhai calls this on every operation,
+        // whether or not `max_operations` bounds them.
+        engine.on_progress(|operations| {
+            if operations % CLOCK_EVERY == 0 && super::context::past_deadline() {
+                Some(rhai::Dynamic::UNIT)
+            } else {
+                None
+            }
+        });
     }
 }

@@ -28,7 +28,7 @@ pub use errors::{CompileError, RunError, RunErrorKind};
 pub use event::{
     EPOCH_HEADER, Event, Outcome, OutgoingRecord, SendTarget, encode_epoch, parse_epoch,
 };
-pub use functions::{iso_utc, uuid_v4};
+pub use functions::uuid_v4;
 pub use host::{Host, StaticHost};
 pub use limits::ScriptLimits;
 

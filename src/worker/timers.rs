@@ -88,7 +88,7 @@ impl BodyRunner {
     async fn evaluate(&self, body: &Body) -> Result<Outcome, String> {
         let (script, engine, host) = (body.script.clone(), self.engine.clone(), self.host.clone());
         self.pool
-            .run(move || script.run(&engine, host.as_ref(), None))
+            .run(move || script.run(&engine, &host, None))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())

@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::{StatusCode, Uri, header};
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -96,15 +96,21 @@ async fn leader(State(state): State<Arc<WorkerState>>) -> Json<serde_json::Value
     Json(state.leadership())
 }
 
+/// The query of `POST /leader/stand-down`.
+#[derive(Debug, serde::Deserialize)]
+struct StandDownQuery {
+    /// Only this election (`?election=NAME`); every one when absent.
+    election: Option<String>,
+}
+
 /// The one endpoint that changes anything: `faust-rs leader --stand-down` asks the leader to
 /// yield its terms (as USR2 does).
 /// `?election=NAME` limits it to one election.
-async fn stand_down(State(state): State<Arc<WorkerState>>, uri: Uri) -> Json<serde_json::Value> {
-    let only = uri
-        .query()
-        .into_iter()
-        .flat_map(|q| q.split('&'))
-        .find_map(|pair| pair.strip_prefix("election="));
+async fn stand_down(
+    State(state): State<Arc<WorkerState>>,
+    Query(query): Query<StandDownQuery>,
+) -> Json<serde_json::Value> {
+    let only = query.election.as_deref();
     let stood_down: Vec<&str> = state
         .elections
         .iter()

@@ -129,7 +129,7 @@ impl Evaluator {
         let outcome = agent
             .body
             .script
-            .run(&self.engine, self.host.as_ref(), Some(&event));
+            .run(&self.engine, &self.host, Some(&event));
         counters.done();
         let outcome = outcome.map_err(|e| e.to_string())?;
         let mut records = outcome.sends;
