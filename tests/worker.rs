@@ -366,6 +366,76 @@ value.n
     );
 }
 
+/// A body that runs past `max_duration` (here an endless loop with `max_operations = 0`, which
+/// no operation count would stop) goes to its agent's `on_error` policy like any failure, and
+/// the worker goes on with the records after it.
+#[test]
+fn a_body_past_max_duration_is_dead_lettered_and_the_rest_processed() {
+    let scratch = Scratch::new("duration");
+    let id = common::unique_name("duration");
+    let out = format!("{id}-out");
+    let app = scratch.app(
+        "duration.toml",
+        &format!(
+            r#"
+[app]
+id = "{id}"
+broker = "@BROKER@"
+topic_partitions = 1
+
+[app.limits]
+max_operations = 0
+max_duration = 0.3
+
+[[topics]]
+name = "{out}"
+partitions = 1
+
+[[agents]]
+name = "spin"
+sink = ["{out}"]
+on_error = "dead-letter"
+body = '''
+if value == "forever" {{ loop {{}} }}
+value
+'''
+"#
+        ),
+    );
+    let mut worker = Worker::start(&scratch, &app, &[]);
+    worker.wait_ready(READY);
+    let topic = format!("{id}-spin");
+    let producer = common::producer();
+    common::block_on(async {
+        for payload in ["\"a\"", "\"forever\"", "\"b\""] {
+            producer
+                .send(
+                    FutureRecord::<(), _>::to(&topic).payload(payload),
+                    Duration::from_secs(10),
+                )
+                .await
+                .unwrap();
+        }
+    });
+    let output = read_topic(&out, Duration::from_secs(60), |v| v.len() >= 2);
+    assert_eq!(
+        output,
+        vec!["\"a\"", "\"b\""],
+        "the records around it processed"
+    );
+    let dead = read_topic(
+        &format!("{id}-spin-dead-letter"),
+        Duration::from_secs(30),
+        |v| !v.is_empty(),
+    );
+    assert_eq!(dead, vec!["\"forever\""]);
+    let stats = worker.get_json("/stats");
+    assert_eq!(stats["agents"]["spin"]["events_failed"], 1, "{stats}");
+    assert_eq!(worker.get("/ready").unwrap().0, 200);
+    let log = worker.log_text();
+    assert!(log.contains("longer than max_duration = 0.3 s"), "{log}");
+}
+
 /// A timer whose body throws is logged and keeps its schedule (Faust's #578 kills the worker).
 #[test]
 fn failing_timer_keeps_firing() {
