@@ -465,7 +465,12 @@ body = '''send("{out}", worker_id());'''
         "crawl moves to the second worker, report stays",
         || leads(&workers[1], "crawl") && leads(&workers[0], "report"),
     );
-    assert_eq!(leader_port(&bystander, "crawl"), Some(workers[1].port));
+    // The bystander reads the new term's announcement from the topic: a moment after.
+    wait_until(
+        Duration::from_secs(10),
+        "the bystander names the new leader of crawl",
+        || leader_port(&bystander, "crawl") == Some(workers[1].port),
+    );
     assert_eq!(leader_port(&bystander, "report"), Some(workers[0].port));
     for election in ["crawl", "report"] {
         assert!(!leads(&bystander, election));
