@@ -13,6 +13,23 @@ use rdkafka::producer::FutureRecord;
 
 const READY: Duration = Duration::from_secs(60);
 
+/// Produces `payloads` to `topic` one after the other, each acknowledged before the next is
+/// sent, so a one-partition topic holds them in this order.
+fn produce_in_order(topic: &str, payloads: &[impl AsRef<str>]) {
+    let producer = common::producer();
+    common::block_on(async {
+        for payload in payloads {
+            producer
+                .send(
+                    FutureRecord::<(), _>::to(topic).payload(payload.as_ref()),
+                    Duration::from_secs(10),
+                )
+                .await
+                .unwrap();
+        }
+    });
+}
+
 /// Reads every record of `topic` from the beginning until `done` says it has enough, or the
 /// deadline passes; returns the values as strings.
 fn read_topic(topic: &str, deadline: Duration, done: impl Fn(&[String]) -> bool) -> Vec<String> {
@@ -315,7 +332,6 @@ value.n
     let mut worker = Worker::start(&scratch, &app, &[]);
     worker.wait_ready(READY);
     let topic = format!("{id}-check");
-    let producer = common::producer();
     let mut payloads: Vec<String> = (0..500)
         .map(|n| format!("{{\"kind\": \"ok\", \"n\": {n}}}"))
         .collect();
@@ -325,17 +341,7 @@ value.n
         "{\"kind\": \"loop\"}".into(),
     ]);
     payloads.extend((500..1000).map(|n| format!("{{\"kind\": \"ok\", \"n\": {n}}}")));
-    common::block_on(async {
-        for payload in &payloads {
-            producer
-                .send(
-                    FutureRecord::<(), _>::to(&topic).payload(payload),
-                    Duration::from_secs(10),
-                )
-                .await
-                .unwrap();
-        }
-    });
+    produce_in_order(&topic, &payloads);
 
     let output = read_topic(&out, Duration::from_secs(60), |v| v.len() >= 1000);
     let numbers: BTreeSet<u64> = output.iter().map(|v| v.parse().unwrap()).collect();
@@ -405,18 +411,7 @@ value
     let mut worker = Worker::start(&scratch, &app, &[]);
     worker.wait_ready(READY);
     let topic = format!("{id}-spin");
-    let producer = common::producer();
-    common::block_on(async {
-        for payload in ["\"a\"", "\"forever\"", "\"b\""] {
-            producer
-                .send(
-                    FutureRecord::<(), _>::to(&topic).payload(payload),
-                    Duration::from_secs(10),
-                )
-                .await
-                .unwrap();
-        }
-    });
+    produce_in_order(&topic, &["\"a\"", "\"forever\"", "\"b\""]);
     let output = read_topic(&out, Duration::from_secs(60), |v| v.len() >= 2);
     assert_eq!(
         output,
