@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::json;
@@ -75,7 +75,6 @@ pub struct WorkerState {
     pub worker_id: String,
     pub web_url: String,
     pub started: Instant,
-    pub started_at: SystemTime,
     /// Joined the agents' group and received an assignment (see [`WorkerState::is_ready`]).
     pub ready: AtomicBool,
     /// When the last assignment arrived.
@@ -106,7 +105,6 @@ impl WorkerState {
             worker_id: worker_id.to_string(),
             web_url: web_url.to_string(),
             started: Instant::now(),
-            started_at: SystemTime::now(),
             ready: AtomicBool::new(false),
             last_assignment: Mutex::new(None),
             rebalances: AtomicU64::new(0),
