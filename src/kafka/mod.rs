@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod config;
 pub mod group;
+pub mod logs;
 pub mod offsets;
 pub mod producer;
 

@@ -21,7 +21,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::kafka::TopicPartition;
-use crate::kafka::group;
+use crate::kafka::{group, logs};
 use crate::worker::state::WorkerState;
 
 /// A record copied out of librdkafka's buffers.
@@ -113,6 +113,10 @@ pub struct AgentsContext {
 const REVOKE_PATIENCE: Duration = Duration::from_secs(10);
 
 impl ClientContext for AgentsContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        logs::forward_committing(level, facility, message);
+    }
+
     fn stats(&self, statistics: Statistics) {
         // librdkafka keeps reporting partitions for a while after they were revoked: only the
         // ones this worker owns count.
@@ -184,7 +188,11 @@ impl ConsumerContext for AgentsContext {
                     _ => None,
                 })
                 .collect();
-            tracing::warn!("asynchronous offset commit failed (will retry): {e}");
+            if logs::is_rebalance_race(&e) {
+                tracing::debug!("offset commit raced a rebalance (committed again after it): {e}");
+            } else {
+                tracing::warn!("asynchronous offset commit failed (will retry): {e}");
+            }
             let _ = self.rebalanced.send(Rebalanced::CommitFailed(failed));
         }
     }
