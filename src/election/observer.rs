@@ -8,21 +8,45 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use super::{Announcement, Election};
 
-/// Where to start reading `topic` so the newest announcement is the first record read.
+/// How long finding the end of an election topic retries while its partition has no leader
+/// (just created, or its leader moving to another broker).
+const LEADERLESS_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Where to start reading `topic` so the newest announcement is the first record read. Blocks.
 fn newest_position(probe: &impl Consumer, topic: &str) -> Result<Offset, String> {
-    let (low, high) = probe
-        .fetch_watermarks(topic, 0, Duration::from_secs(5))
-        .map_err(|e| format!("cannot read the end of {topic}: {e}"))?;
+    let started = std::time::Instant::now();
+    let (low, high) = loop {
+        match probe.fetch_watermarks(topic, 0, Duration::from_secs(5)) {
+            Err(e) if is_leaderless(&e) && started.elapsed() < LEADERLESS_PATIENCE => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            marks => break marks.map_err(|e| format!("cannot read the end of {topic}: {e}"))?,
+        }
+    };
     Ok(if high > low {
         Offset::Offset(high - 1)
     } else {
         Offset::Beginning
     })
+}
+
+/// Whether an error only says the partition has no leader right now.
+fn is_leaderless(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::UnknownTopicOrPartition
+        )
+    )
 }
 
 /// librdkafka wants a group id even for consumers that only `assign` partitions; this one is

@@ -67,7 +67,7 @@ pub async fn ensure_topics(settings: &ClientSettings, specs: &[TopicSpec]) -> Re
     wait_for_metadata(settings, &names, Duration::from_secs(30)).await
 }
 
-/// Waits until the metadata of every topic in `names` lists its partitions without error.
+/// Waits until the metadata of every topic in `names` lists its partitions, each with a leader.
 async fn wait_for_metadata(
     settings: &ClientSettings,
     names: &[&str],
@@ -100,7 +100,9 @@ async fn wait_for_metadata(
     }
 }
 
-/// The topics of `names` whose metadata does not list partitions yet.
+/// The topics of `names` whose metadata does not list partitions yet, each with a leader. A
+/// topic just created has partitions without a leader for a moment, and a client reading one
+/// then gets "not leader for partition".
 fn not_visible(probe: &BaseConsumer, names: Vec<String>) -> Vec<String> {
     names
         .into_iter()
@@ -108,9 +110,13 @@ fn not_visible(probe: &BaseConsumer, names: Vec<String>) -> Vec<String> {
             !probe
                 .fetch_metadata(Some(name), Duration::from_secs(5))
                 .is_ok_and(|m| {
-                    m.topics()
-                        .first()
-                        .is_some_and(|t| t.error().is_none() && !t.partitions().is_empty())
+                    m.topics().first().is_some_and(|t| {
+                        t.error().is_none()
+                            && !t.partitions().is_empty()
+                            && t.partitions()
+                                .iter()
+                                .all(|p| p.error().is_none() && p.leader() >= 0)
+                    })
                 })
         })
         .collect()
