@@ -12,7 +12,7 @@ use crate::cli::SendArgs;
 use crate::codec::Serializer;
 use crate::exit::{Fatal, Result, Status};
 use crate::kafka::admin::ensure_topics;
-use crate::kafka::producer::{Pending, Producer, Record};
+use crate::kafka::producer::{self, Pending, Producer, Record};
 use crate::script::SendTarget;
 
 /// Records enqueued before the oldest is awaited: keeps `--repeat` fast without unbounded
@@ -36,9 +36,7 @@ pub async fn run(app: Arc<App>, args: SendArgs) -> Result<Status> {
     };
     let settings = app.client_settings(format!("faust-rs-{}-send", app.id));
     let producer = Producer::new(
-        settings
-            .producer()
-            .create()
+        producer::create(&settings.producer())
             .map_err(|e| Fatal::runtime(format!("cannot create a producer: {e}")))?,
     );
     let (topic, key_serializer, value_serializer) = app.route(&target);

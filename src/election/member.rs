@@ -240,7 +240,7 @@ impl Candidacy {
         }
     }
 
-    fn prepare(&self) -> Option<rdkafka::producer::FutureProducer> {
+    fn prepare(&self) -> Option<crate::kafka::producer::KafkaProducer> {
         TermProducer::prepare(&self.clients.term_producer, &self.election.topic).ok()
     }
 
@@ -248,7 +248,7 @@ impl Candidacy {
     /// producer, then announces. `Err` (logged) when either fails: rejoin.
     async fn start_term(
         &mut self,
-        prepared: Option<rdkafka::producer::FutureProducer>,
+        prepared: Option<crate::kafka::producer::KafkaProducer>,
     ) -> Result<(), ()> {
         let election = &self.election;
         let won_at = std::time::Instant::now();

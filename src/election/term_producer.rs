@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, Producer as _};
+use rdkafka::producer::Producer as _;
 
-use crate::kafka::producer::{Producer, Record};
+use crate::kafka::producer::{self, KafkaProducer, Producer, Record};
 
 /// The transactional producer of one term.
 pub struct TermProducer {
@@ -60,17 +60,15 @@ impl TermProducer {
     /// `config` is a producer configuration with `transactional.id` set; `topic` is the
     /// election's (see [`connect`]).
     pub async fn open(config: &ClientConfig, topic: &str) -> Result<TermProducer, String> {
-        let producer = config
-            .create()
+        let producer = producer::create(config)
             .map_err(|e| format!("cannot create the leader's producer: {e}"))?;
         Self::fence(producer, topic).await
     }
 
     /// Creates the producer ahead of a term and starts connecting it, so that the hand-off
     /// need not wait for either; [`TermProducer::fence`] starts the term with it.
-    pub fn prepare(config: &ClientConfig, topic: &str) -> Result<FutureProducer, String> {
-        let producer: FutureProducer = config
-            .create()
+    pub fn prepare(config: &ClientConfig, topic: &str) -> Result<KafkaProducer, String> {
+        let producer = producer::create(config)
             .map_err(|e| format!("cannot create the leader's producer: {e}"))?;
         let connecting = producer.clone();
         let topic = topic.to_string();
@@ -79,7 +77,7 @@ impl TermProducer {
     }
 
     /// Fences every earlier holder of the transactional id with a prepared producer.
-    pub async fn fence(producer: FutureProducer, topic: &str) -> Result<TermProducer, String> {
+    pub async fn fence(producer: KafkaProducer, topic: &str) -> Result<TermProducer, String> {
         let initializing = producer.clone();
         let topic = topic.to_string();
         tokio::task::spawn_blocking(move || {
@@ -143,7 +141,7 @@ impl TermProducer {
 /// `init_transactions` on a producer with no connection up yet finds no broker for its
 /// coordinator query and retries only after librdkafka's fixed 500 ms: measured as 503–506 ms
 /// of fencing for a term won right after start-up, against 2–7 ms with a connected producer.
-fn connect(producer: &FutureProducer, topic: &str) {
+fn connect(producer: &KafkaProducer, topic: &str) {
     if let Err(e) = producer
         .client()
         .fetch_metadata(Some(topic), TRANSACTION_CALL_TIMEOUT)

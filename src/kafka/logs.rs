@@ -1,7 +1,10 @@
 //! librdkafka's log lines, forwarded to `tracing` under the `librdkafka` target (as
-//! rust-rdkafka's default does), and the one kind a consumer of the worker demotes: an offset
-//! commit that raced a rebalance of its group.
+//! rust-rdkafka's default does), minus two kinds of warnings about what librdkafka retries by
+//! itself and loses nothing by: a commit that raced a rebalance of its group, and a request to
+//! a coordinator that is still loading (a fresh broker). A newcomer reads a warning as a fault;
+//! they are debug lines.
 
+use rdkafka::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
@@ -23,19 +26,33 @@ pub fn is_rebalance_race(error: &KafkaError) -> bool {
         .is_some_and(|code| REBALANCE_RACES.contains(&code))
 }
 
-/// Forwards a log line of a consumer that commits offsets itself: librdkafka's `COMMITFAIL`
-/// warning for a commit that raced a rebalance becomes a debug line, since the worker commits
-/// those offsets again (a newcomer reads a warning as a fault). Every other line is forwarded
-/// at its own level.
-pub fn forward_committing(level: RDKafkaLogLevel, facility: &str, message: &str) {
-    let raced = facility == "COMMITFAIL"
+/// Forwards a log line, as a debug line when it only says librdkafka retries something that
+/// loses nothing: a commit that raced a rebalance (the worker commits those offsets again), a
+/// coordinator still loading.
+pub fn forward_quietly(level: RDKafkaLogLevel, facility: &str, message: &str) {
+    if retried_harmlessly(facility, message) {
+        tracing::debug!(target: "librdkafka", "librdkafka: {facility} {message} (retried)");
+    } else {
+        forward(level, facility, message);
+    }
+}
+
+fn retried_harmlessly(facility: &str, message: &str) -> bool {
+    let commit_raced = facility == "COMMITFAIL"
         && REBALANCE_RACES
             .iter()
             .any(|&code| message.contains(&description(code)));
-    if raced {
-        tracing::debug!(target: "librdkafka", "librdkafka: {facility} {message} (committed again after the rebalance)");
-    } else {
-        forward(level, facility, message);
+    let coordinator_loading = message.ends_with("retrying")
+        && message.contains(&description(RDKafkaErrorCode::CoordinatorLoadInProgress));
+    commit_raced || coordinator_loading
+}
+
+/// The client context of the worker's producers: log lines through [`forward_quietly`].
+pub struct QuietLogs;
+
+impl ClientContext for QuietLogs {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        forward_quietly(level, facility, message);
     }
 }
 
@@ -81,6 +98,31 @@ mod tests {
         assert!(is_rebalance_race(&raced));
         let real = KafkaError::ConsumerCommit(RDKafkaErrorCode::GroupAuthorizationFailed);
         assert!(!is_rebalance_race(&real));
+    }
+
+    #[test]
+    fn the_warnings_of_a_first_run_are_quiet_and_real_failures_are_not() {
+        // Both seen on the tutorial's first run (issue 16).
+        assert!(retried_harmlessly(
+            "COMMITFAIL",
+            "[thrd:main]: Offset commit (manual) failed for 1/1 partition(s) in join-state \
+             wait-metadata: Broker: Specified group generation id is not valid: t((null))[2]@1(\
+             Broker: Specified group generation id is not valid)"
+        ));
+        assert!(retried_harmlessly(
+            "GETPID",
+            "[thrd:main]: Failed to acquire idempotence PID from broker 127.0.0.1:9092/1: \
+             Broker: Coordinator load in progress: retrying"
+        ));
+        assert!(!retried_harmlessly(
+            "COMMITFAIL",
+            "[thrd:main]: Offset commit (manual) failed for 1/1 partition(s) in join-state \
+             steady: Broker: Group authorization failed"
+        ));
+        assert!(!retried_harmlessly(
+            "FAIL",
+            "127.0.0.1:9092/1: Connect to ipv4#127.0.0.1:9092 failed: Connection refused"
+        ));
     }
 
     #[test]

@@ -4,10 +4,13 @@
 
 use std::time::Duration;
 
+use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::future_producer::{Delivery, DeliveryFuture};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use super::logs::QuietLogs;
 
 /// A record ready to produce: topic, optional partition (else the key's), key and value bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,19 +45,30 @@ impl Pending {
 /// acknowledges.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(1);
 
+/// librdkafka's producer as the worker creates it: its log lines go through
+/// [`super::logs::forward_quietly`].
+pub type KafkaProducer = FutureProducer<QuietLogs>;
+
+/// Creates a librdkafka producer from `config`.
+pub fn create(config: &ClientConfig) -> Result<KafkaProducer, String> {
+    config
+        .create_with_context(QuietLogs)
+        .map_err(|e| e.to_string())
+}
+
 /// A cheap-to-clone handle on one librdkafka producer.
 #[derive(Clone)]
 pub struct Producer {
-    inner: FutureProducer,
+    inner: KafkaProducer,
 }
 
 impl Producer {
-    pub fn new(inner: FutureProducer) -> Self {
+    pub fn new(inner: KafkaProducer) -> Self {
         Producer { inner }
     }
 
     /// The librdkafka producer (transactions, flush).
-    pub fn inner(&self) -> &FutureProducer {
+    pub fn inner(&self) -> &KafkaProducer {
         &self.inner
     }
 

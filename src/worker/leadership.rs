@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 use crate::app::{App, DEFAULT_ELECTION};
 use crate::election::member::{self, Identity, TermHooks};
 use crate::election::{Control, Election, observer};
-use crate::kafka::producer::Producer;
+use crate::kafka::producer::{self, Producer};
 use crate::kafka::{ClientSettings, GroupProtocol, GroupSettings};
 use crate::worker::shutdown::Shutdown;
 use crate::worker::timers::BodyRunner;
@@ -98,10 +98,7 @@ impl Leadership {
         // Announcements and resignations are on the hand-off's critical path: their own
         // producer sends them at once instead of lingering for a batch (5 ms each).
         let announcer = Producer::new(
-            settings
-                .producer()
-                .set("linger.ms", "0")
-                .create()
+            producer::create(settings.producer().set("linger.ms", "0"))
                 .map_err(|e| format!("cannot create the election announcer: {e}"))?,
         );
         for (election, control) in self.elections.iter().zip(&mut self.controls) {

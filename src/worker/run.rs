@@ -20,6 +20,7 @@ use crate::app::App;
 use crate::election::Election;
 use crate::election::member::Identity;
 use crate::exit::{Fatal, Result, Status};
+use crate::kafka;
 use crate::kafka::admin::ensure_topics;
 use crate::kafka::producer::Producer;
 use crate::kafka::{ClientSettings, GroupProtocol, GroupSettings};
@@ -224,10 +225,7 @@ impl Worker {
         let pool = EvalPool::start(self.options.eval_threads, app.timers.len())
             .map_err(|e| Fatal::runtime(format!("cannot start the evaluation pool: {e}")))?;
         let pool = Arc::new(pool);
-        let producer = self
-            .settings
-            .producer()
-            .create()
+        let producer = kafka::producer::create(&self.settings.producer())
             .map_err(|e| Fatal::runtime(format!("cannot create the producer: {e}")))?;
         let producer = Producer::new(producer);
         let host: Arc<dyn Host> = Arc::new(WorkerHost {

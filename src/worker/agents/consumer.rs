@@ -114,7 +114,7 @@ const REVOKE_PATIENCE: Duration = Duration::from_secs(10);
 
 impl ClientContext for AgentsContext {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
-        logs::forward_committing(level, facility, message);
+        logs::forward_quietly(level, facility, message);
     }
 
     fn stats(&self, statistics: Statistics) {
