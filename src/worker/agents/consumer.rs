@@ -278,34 +278,47 @@ fn forward(consumer: &AgentsConsumer, records: &mpsc::Sender<Vec<Batch>>) {
         let Some(first) = consumer.poll(POLL_WAIT) else {
             continue;
         };
-        let generation = consumer.context().generation.load(Ordering::SeqCst);
         let mut batches: Vec<Batch> = Vec::new();
-        let mut add = |polled: KafkaResult<BorrowedMessage<'_>>| match polled {
-            Ok(message) => {
-                let tp = (message.topic(), message.partition());
-                match batches.last_mut() {
-                    Some(last) if (last.tp.topic.as_str(), last.tp.partition) == tp => {
-                        last.records.push(Consumed::of(&message));
-                    }
-                    _ => batches.push(Batch {
-                        tp: TopicPartition::new(tp.0, tp.1),
-                        generation,
-                        records: vec![Consumed::of(&message)],
-                    }),
-                }
-            }
-            Err(e) => tracing::warn!("agents' consumer: {e}"),
-        };
-        add(first);
+        add(consumer, &mut batches, first);
         for _ in 1..MAX_POLL_BATCH {
             match consumer.poll(Duration::ZERO) {
-                Some(polled) => add(polled),
+                Some(polled) => add(consumer, &mut batches, polled),
                 None => break,
             }
         }
         if !batches.is_empty() && records.blocking_send(batches).is_err() {
             return;
         }
+    }
+}
+
+/// Adds a polled record to the batch of its partition, stamped with the rebalance count as of
+/// its poll: a rebalance callback may run inside any poll, so a revocation and a new
+/// assignment of the same partition can fall between two records of one turn.
+fn add(
+    consumer: &AgentsConsumer,
+    batches: &mut Vec<Batch>,
+    polled: KafkaResult<BorrowedMessage<'_>>,
+) {
+    let message = match polled {
+        Ok(message) => message,
+        Err(e) => return tracing::warn!("agents' consumer: {e}"),
+    };
+    let generation = consumer.context().generation.load(Ordering::SeqCst);
+    let (topic, partition) = (message.topic(), message.partition());
+    match batches.last_mut() {
+        Some(last)
+            if last.generation == generation
+                && last.tp.partition == partition
+                && last.tp.topic == topic =>
+        {
+            last.records.push(Consumed::of(&message));
+        }
+        _ => batches.push(Batch {
+            tp: TopicPartition::new(topic, partition),
+            generation,
+            records: vec![Consumed::of(&message)],
+        }),
     }
 }
 
