@@ -248,12 +248,13 @@ fn file_bodies_report_the_script_files_own_position() {
 #[test]
 fn kafka_properties_become_strings_and_managed_ones_are_refused() {
     let text = format!(
-        "{HEAD}[kafka]\n\"security.protocol\" = \"SASL_SSL\"\n\"fetch.max.bytes\" = 1048576\n\"enable.idempotence\" = true\n\"x.ratio\" = 0.5\n"
+        "{HEAD}[kafka]\n\"client.rack\" = \"r1\"\n\"fetch.max.bytes\" = 1048576\n\"enable.idempotence\" = true\n\"linger.ms\" = 0.5\n"
     );
     let app = load_text(&text).unwrap_or_else(|e| panic!("{e}")).app;
+    assert_eq!(app.kafka["client.rack"], "r1");
     assert_eq!(app.kafka["fetch.max.bytes"], "1048576");
     assert_eq!(app.kafka["enable.idempotence"], "true");
-    assert_eq!(app.kafka["x.ratio"], "0.5");
+    assert_eq!(app.kafka["linger.ms"], "0.5");
     let all = errors(&format!(
         "{HEAD}[kafka]\n\"group.id\" = \"g\"\nsasl.mechanism = \"PLAIN\"\n"
     ));

@@ -38,19 +38,100 @@ const MANAGED_KAFKA_KEYS: &[(&str, &str)] = &[
     ),
 ];
 
-/// The table as strings, without (and reporting) the managed keys.
+/// The table as strings, without (and reporting) the managed keys and any property librdkafka
+/// itself refuses.
 pub(super) fn check(report: &mut Report<'_>, section: &KafkaSection) -> BTreeMap<String, String> {
     let mut kafka = BTreeMap::new();
     for (key, value) in section {
         let name: &str = key.get_ref();
+        let text = &value.get_ref().0;
         if let Some((_, instead)) = MANAGED_KAFKA_KEYS.iter().find(|(k, _)| *k == name) {
             report.error(
                 key.span(),
                 format!("`{name}` is managed by faust-rs: {instead}"),
             );
+        } else if let Err(refusal) = librdkafka_accepts(name, text) {
+            let (span, why) = match refusal {
+                Refusal::UnknownKey(why) => (key.span(), why),
+                Refusal::BadValue(why) => (value.span(), why),
+            };
+            report.error(span, format!("librdkafka refuses `{name}`: {why}"));
         } else {
-            kafka.insert(name.to_owned(), value.get_ref().0.clone());
+            kafka.insert(name.to_owned(), text.clone());
         }
     }
     kafka
+}
+
+/// Why librdkafka refused a property, in its words (which may name an alias of the key).
+enum Refusal {
+    UnknownKey(String),
+    BadValue(String),
+}
+
+/// Asks librdkafka whether it takes `name = value` (as every client of the worker would be
+/// configured with it): an unknown property, a bad value, or a feature this binary was built
+/// without. The message never repeats the value of a secret (`*password*`, `*secret*`,
+/// `*token*`, `*key*` properties).
+fn librdkafka_accepts(name: &str, value: &str) -> Result<(), Refusal> {
+    let mut config = rdkafka::ClientConfig::new();
+    config.set(name, value);
+    let Err(error) = config.create_native_config() else {
+        return Ok(());
+    };
+    let (unknown, why) = match &error {
+        rdkafka::error::KafkaError::ClientConfig(result, why, _, _) => (
+            *result == rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN,
+            why.clone(),
+        ),
+        other => (false, other.to_string()),
+    };
+    let why = redact(name, value, why);
+    Err(if unknown {
+        Refusal::UnknownKey(why)
+    } else {
+        Refusal::BadValue(why)
+    })
+}
+
+/// `why` without the value of a secret property.
+fn redact(name: &str, value: &str, why: String) -> String {
+    let secret = ["password", "secret", "token", "key"]
+        .iter()
+        .any(|word| name.contains(word));
+    if secret && !value.is_empty() {
+        why.replace(value, "(hidden)")
+    } else {
+        why
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn librdkafka_refuses_unknown_keys_and_bad_values() {
+        assert!(librdkafka_accepts("linger.ms", "50").is_ok());
+        assert!(librdkafka_accepts("compression.type", "lz4").is_ok());
+        let Err(Refusal::UnknownKey(why)) = librdkafka_accepts("compression.typo", "lz4") else {
+            panic!("an unknown key is refused as such");
+        };
+        assert!(why.contains("compression.typo"), "{why}");
+        let Err(Refusal::BadValue(why)) = librdkafka_accepts("linger.ms", "soon") else {
+            panic!("a bad value is refused as such");
+        };
+        // librdkafka names the property by its alias here; the loader names the user's key.
+        assert!(why.contains("Invalid value"), "{why}");
+    }
+
+    #[test]
+    fn secrets_are_not_repeated_in_errors() {
+        let why = "Invalid value \"hunter2\" for configuration property \"sasl.password\"";
+        let shown = redact("sasl.password", "hunter2", why.to_string());
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("sasl.password"), "{shown}");
+        let plain = redact("linger.ms", "soon", "Invalid value \"soon\"".to_string());
+        assert!(plain.contains("soon"), "{plain}");
+    }
 }
