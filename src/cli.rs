@@ -237,6 +237,15 @@ pub fn command() -> clap::Command {
     Cli::command()
 }
 
+/// `--version`: this binary's version, and the librdkafka it links with its built-in features.
+pub fn long_version() -> String {
+    let (librdkafka, features) = crate::kafka::librdkafka_build();
+    format!(
+        "{}\nlibrdkafka {librdkafka} (built-in features: {features})",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
 /// Renders the man page from the command definition.
 pub fn render_man_page() -> Vec<u8> {
     let mut out = Vec::new();

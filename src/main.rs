@@ -1,9 +1,12 @@
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 fn main() -> ExitCode {
-    let cli = faust_rs::cli::Cli::parse();
+    let matches = faust_rs::cli::command()
+        .long_version(faust_rs::cli::long_version())
+        .get_matches();
+    let cli = faust_rs::cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match faust_rs::run(cli) {
         Ok(status) => status.into(),
         Err(fatal) => {

@@ -136,6 +136,17 @@ impl ClientSettings {
     }
 }
 
+/// The librdkafka this binary links: its version and the features it was built with
+/// (`builtin.features`: codecs, ssl, sasl mechanisms, ...).
+pub fn librdkafka_build() -> (String, String) {
+    let (_, version) = rdkafka::util::get_rdkafka_version();
+    let features = ClientConfig::new()
+        .create_native_config()
+        .and_then(|config| config.get("builtin.features"))
+        .unwrap_or_else(|e| format!("unknown ({e})"));
+    (version, features)
+}
+
 fn millis(duration: Duration) -> String {
     duration.as_millis().to_string()
 }
@@ -163,6 +174,25 @@ mod tests {
             session_timeout: Duration::from_secs(6),
             heartbeat_interval: Duration::from_millis(1500),
             max_poll_interval: Duration::from_secs(300),
+        }
+    }
+
+    #[test]
+    fn the_binary_speaks_tls_sasl_and_every_codec() {
+        let (version, features) = librdkafka_build();
+        assert!(version.starts_with("2."), "{version}");
+        let features: Vec<&str> = features.split(',').collect();
+        for wanted in [
+            "gzip",
+            "snappy",
+            "ssl",
+            "sasl_plain",
+            "sasl_scram",
+            "sasl_oauthbearer",
+            "zstd",
+            "lz4",
+        ] {
+            assert!(features.contains(&wanted), "{wanted} missing: {features:?}");
         }
     }
 

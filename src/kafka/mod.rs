@@ -9,5 +9,5 @@ pub mod logs;
 pub mod offsets;
 pub mod producer;
 
-pub use config::{ClientSettings, GroupProtocol, GroupSettings};
+pub use config::{ClientSettings, GroupProtocol, GroupSettings, librdkafka_build};
 pub use offsets::{OffsetTracker, TopicPartition};
