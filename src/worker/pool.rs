@@ -49,7 +49,6 @@ impl Lane {
 pub struct EvalPool {
     agents: Lane,
     timers: Lane,
-    threads: usize,
 }
 
 /// A body's job ended without an answer: it panicked (a bug, logged by the panic hook).
@@ -69,13 +68,7 @@ impl EvalPool {
         Ok(EvalPool {
             agents: Lane::start("agents", threads)?,
             timers: Lane::start("timers", threads.min(timers + 1))?,
-            threads: threads.max(1),
         })
-    }
-
-    /// Threads serving agents' bodies.
-    pub fn threads(&self) -> usize {
-        self.threads
     }
 
     /// Runs `job` on an agents' thread; it reports its own outcome.
