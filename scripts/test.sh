@@ -5,7 +5,8 @@
 # 2. scripts/kafka.sh install     Kafka jars via Maven (no-op when cached in .kafka/)
 # 3. scripts/kafka.sh start       a real broker on 127.0.0.1:${KAFKA_PORT:-9092} (no-op if running;
 #                                 a broker already answering there from elsewhere is reused)
-# 4. FAUST_RS_TEST_BROKER=127.0.0.1:$KAFKA_PORT cargo test "$@"
+# 4. FAUST_RS_TEST_BROKER=127.0.0.1:$KAFKA_PORT cargo test "$@"   (the run, after the build, is
+#                                 limited to FAUST_RS_TEST_TIMEOUT, default 20m)
 #
 # Exits with cargo's status. With CI=true a broker that this script started is stopped at the
 # end; otherwise it is left running so that the next run starts in no time.
@@ -42,6 +43,13 @@ trap finish EXIT
 
 export FAUST_RS_TEST_BROKER=127.0.0.1:$KAFKA_PORT
 say "FAUST_RS_TEST_BROKER=$FAUST_RS_TEST_BROKER cargo test $*"
+# Build first, without a deadline (a cold build compiles OpenSSL and librdkafka); then run the
+# tests under one, so that a test that hangs fails the run with its name on screen (cargo test
+# names a test running for over 60 s) instead of holding CI until its own time limit.
+cargo test --no-run "$@"
 rc=0
-cargo test "$@" || rc=$?
+timeout --kill-after=30s "${FAUST_RS_TEST_TIMEOUT:-20m}" cargo test "$@" || rc=$?
+if ((rc == 124)); then
+    say "the tests did not finish within ${FAUST_RS_TEST_TIMEOUT:-20m} (FAUST_RS_TEST_TIMEOUT); see the test named above as running for over 60 seconds"
+fi
 exit "$rc"

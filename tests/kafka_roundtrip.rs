@@ -85,6 +85,7 @@ async fn thousand_records_arrive_once_each_in_partition_order() {
         consumed, produced,
         "per-partition order differs from what was produced"
     );
+    common::close_within(consumer, Duration::from_secs(30), "the consumer");
 }
 
 /// Members of `group_id` as the group coordinator lists them.
@@ -158,5 +159,12 @@ async fn a_member_that_leaves_is_gone_from_the_group_before_it_closes() {
         );
         let _ = tokio::time::timeout(Duration::from_millis(50), staying.recv()).await;
     }
-    drop(leaving);
+    common::close_within(leaving, Duration::from_secs(30), "the member that left");
+    // `staying` may be in the middle of taking over the partition: closing it then can hang
+    // in librdkafka, so it leaves first, as the worker's consumers do.
+    staying.unsubscribe();
+    group::leave(&staying, Duration::from_secs(10), &group_id)
+        .await
+        .expect("the group should let the other member go too");
+    common::close_within(staying, Duration::from_secs(30), "the member that stayed");
 }

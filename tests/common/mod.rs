@@ -321,3 +321,21 @@ impl Drop for Reaped {
         let _ = self.0.wait();
     }
 }
+
+/// Closes a group consumer, failing the test if closing takes longer than `patience`.
+/// rust-rdkafka's drop polls until librdkafka says the consumer is closed, with no deadline, and
+/// librdkafka can wait forever when a cooperative rebalance is under way (librdkafka #4527,
+/// rust-rdkafka #509): leave the group first (`kafka::group::leave`), and let this make a
+/// regression a failure in seconds instead of a test run that never ends. The drop runs on a
+/// thread of its own so that a stuck close cannot hold the test's runtime either.
+pub fn close_within<T: Send + 'static>(consumer: T, patience: Duration, what: &str) {
+    let (closed, is_closed) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(consumer);
+        let _ = closed.send(());
+    });
+    assert!(
+        is_closed.recv_timeout(patience).is_ok(),
+        "{what} did not close within {patience:?}"
+    );
+}
