@@ -236,3 +236,79 @@ fn agents_lists_names_topics_and_help_as_a_table_and_as_json() {
             .starts_with("Prints each greeting")
     );
 }
+
+/// A secret read from the environment or a file is used, and `check` never shows it: not in its
+/// summary, not in its JSON, not in the error of a value librdkafka refuses. A secret written
+/// in the file itself is accepted with a warning.
+#[test]
+fn values_from_the_environment_and_files_are_read_and_never_shown() {
+    let dir = std::env::temp_dir().join(format!("faust-rs-secrets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let from_env = "env-secret-7f3a9c";
+    let from_file = "file-secret-2b8e41";
+    let written = "written-secret-c0ffee";
+    std::fs::write(dir.join("key-password"), format!("{from_file}\n")).unwrap();
+    let app = dir.join("app.toml");
+    let write_app = |codec: &str| {
+        let text = format!(
+            "[app]\nid = \"t\"\n\n[kafka]\n\
+             \"security.protocol\" = \"SASL_SSL\"\n\
+             \"sasl.mechanism\" = \"SCRAM-SHA-512\"\n\
+             \"sasl.username\" = \"faust\"\n\
+             \"sasl.password\" = {{ env = \"FAUST_RS_TEST_PASSWORD\" }}\n\
+             \"ssl.key.password\" = {{ file = \"key-password\" }}\n\
+             \"ssl.keystore.password\" = \"{written}\"\n\
+             \"compression.type\" = {codec}\n"
+        );
+        std::fs::write(&app, text).unwrap();
+    };
+    let check = |extra: &[&str]| {
+        Command::new(binary())
+            .arg("-A")
+            .arg(&app)
+            .args(extra)
+            .arg("check")
+            .env("FAUST_RS_TEST_PASSWORD", from_env)
+            .env("FAUST_RS_TEST_CODEC", format!("zip-{from_env}"))
+            .output()
+            .expect("run faust-rs")
+    };
+    let never_shown = |output: &std::process::Output| {
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        for secret in [from_env, from_file, written] {
+            assert!(!all.contains(secret), "{secret} shown:\n{all}");
+        }
+        all
+    };
+
+    write_app("\"lz4\"");
+    for extra in [&[][..], &["--json"][..]] {
+        let output = check(extra);
+        let all = never_shown(&output);
+        assert_eq!(output.status.code(), Some(0), "{all}");
+        assert!(all.contains("sasl.password"), "the keys are listed: {all}");
+    }
+    let stderr = String::from_utf8_lossy(&check(&[]).stderr).into_owned();
+    assert!(
+        stderr.lines().any(|l| l.contains(":10:")
+            && l.contains("warning: `ssl.keystore.password` is written in the app file")),
+        "{stderr}"
+    );
+
+    // A value from the environment that librdkafka refuses is named, never repeated.
+    write_app("{ env = \"FAUST_RS_TEST_CODEC\" }");
+    let output = check(&[]);
+    let all = never_shown(&output);
+    assert_eq!(output.status.code(), Some(2), "{all}");
+    assert!(
+        all.contains(
+            ":11:22: error: librdkafka refuses `compression.type`: Invalid value \"(hidden)\""
+        ),
+        "{all}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -16,11 +16,7 @@ impl App {
         ClientSettings {
             bootstrap: self.bootstrap_servers(),
             client_id,
-            overrides: self
-                .kafka
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            overrides: self.kafka.clone(),
         }
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::codec::Serializer;
-use crate::kafka::GroupProtocol;
+use crate::kafka::{GroupProtocol, Properties};
 use crate::script::{Script, ScriptLimits};
 
 /// The election that exists in every app, whose leader runs `on_leader = true` timers and
@@ -38,8 +38,9 @@ pub struct App {
     pub commit_every: u64,
     pub group_protocol: GroupProtocol,
     pub limits: ScriptLimits,
-    /// `[kafka]`, as strings, for every librdkafka client.
-    pub kafka: BTreeMap<String, String>,
+    /// `[kafka]`, as strings (values from the environment and files read in), for every
+    /// librdkafka client.
+    pub kafka: Properties,
     /// Every topic the app uses: declared ones first (file order), then the implicit ones
     /// (agent channels, dead-letter topics, undeclared agent topics) in agent order.
     pub topics: Vec<Topic>,

@@ -331,4 +331,43 @@ impl<'de> Deserialize<'de> for ConfigValue {
 }
 
 /// `[kafka]`: librdkafka properties passed as they are to every client.
-pub type KafkaSection = BTreeMap<Spanned<String>, Spanned<ConfigValue>>;
+pub type KafkaSection = BTreeMap<Spanned<String>, Spanned<KafkaValue>>;
+
+/// A `[kafka]` value: written in the app file, or taken from the environment or a file when the
+/// worker starts, so that an app file can be committed without its secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KafkaValue {
+    /// `"sasl.mechanism" = "PLAIN"` (strings, numbers and booleans, as [`ConfigValue`]).
+    Written(String),
+    /// `"sasl.password" = { env = "KAFKA_PASSWORD" }`: the variable's value.
+    Env(String),
+    /// `"sasl.password" = { file = "/run/secrets/kafka" }`: the file's content without its final
+    /// line end; a relative path is relative to the app file.
+    File(String),
+}
+
+impl<'de> Deserialize<'de> for KafkaValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = toml::Value::deserialize(deserializer)?;
+        let Some(table) = value.as_table() else {
+            let ConfigValue(text) = ConfigValue::deserialize(value)
+                .map_err(|e| de::Error::custom(e.message().trim_end()))?;
+            return Ok(KafkaValue::Written(text));
+        };
+        let source = match table.iter().next() {
+            Some((from, toml::Value::String(name))) if table.len() == 1 => match from.as_str() {
+                "env" => Some(KafkaValue::Env(name.clone())),
+                "file" => Some(KafkaValue::File(name.clone())),
+                _ => None,
+            },
+            _ => None,
+        };
+        source.ok_or_else(|| {
+            de::Error::custom(
+                "a table is no librdkafka value: read a value from { env = \"VARIABLE\" } or \
+                 { file = \"PATH\" }; and quote keys with dots, as in \"sasl.mechanism\" = \
+                 \"PLAIN\" (unquoted, they make tables)",
+            )
+        })
+    }
+}

@@ -251,16 +251,16 @@ fn kafka_properties_become_strings_and_managed_ones_are_refused() {
         "{HEAD}[kafka]\n\"client.rack\" = \"r1\"\n\"fetch.max.bytes\" = 1048576\n\"enable.idempotence\" = true\n\"linger.ms\" = 0.5\n"
     );
     let app = load_text(&text).unwrap_or_else(|e| panic!("{e}")).app;
-    assert_eq!(app.kafka["client.rack"], "r1");
-    assert_eq!(app.kafka["fetch.max.bytes"], "1048576");
-    assert_eq!(app.kafka["enable.idempotence"], "true");
-    assert_eq!(app.kafka["linger.ms"], "0.5");
+    assert_eq!(app.kafka.get("client.rack").unwrap(), "r1");
+    assert_eq!(app.kafka.get("fetch.max.bytes").unwrap(), "1048576");
+    assert_eq!(app.kafka.get("enable.idempotence").unwrap(), "true");
+    assert_eq!(app.kafka.get("linger.ms").unwrap(), "0.5");
     let all = errors(&format!(
         "{HEAD}[kafka]\n\"group.id\" = \"g\"\nsasl.mechanism = \"PLAIN\"\n"
     ));
     assert_eq!(all.len(), 2, "{all:#?}");
     assert!(all[0].starts_with("app.toml:4:1: error: `group.id` is managed by faust-rs"));
-    assert!(all[1].contains("quote them"), "{}", all[1]);
+    assert!(all[1].contains("quote keys with dots"), "{}", all[1]);
 }
 
 #[test]

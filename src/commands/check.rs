@@ -49,7 +49,7 @@ pub fn summary(app: &App) -> String {
         app.commit_every
     );
     if !app.kafka.is_empty() {
-        let keys: Vec<&str> = app.kafka.keys().map(String::as_str).collect();
+        let keys: Vec<&str> = app.kafka.names().collect();
         let _ = writeln!(w, "  kafka: {}", keys.join(", "));
     }
     let _ = writeln!(w, "topics ({}):", app.topics.len());

@@ -8,6 +8,8 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use serde::Deserialize;
 
+use super::Properties;
+
 /// Which consumer-group protocol a group uses. Deserialized from the app file's
 /// `group_protocol` spelling (`"classic"`, `"consumer"`), which is also librdkafka's
 /// `group.protocol` value.
@@ -40,7 +42,7 @@ pub struct ClientSettings {
     /// Shown in the broker's logs and metrics.
     pub client_id: String,
     /// The app's `[kafka]` table, passed as-is.
-    pub overrides: Vec<(String, String)>,
+    pub overrides: Properties,
 }
 
 /// One consumer group membership.
@@ -73,7 +75,7 @@ impl ClientSettings {
     }
 
     fn apply_overrides(&self, config: &mut ClientConfig) {
-        for (key, value) in &self.overrides {
+        for (key, value) in self.overrides.iter() {
             config.set(key, value);
         }
     }
@@ -159,10 +161,12 @@ mod tests {
         ClientSettings {
             bootstrap: "h1:9092,h2:9092".into(),
             client_id: "faust-rs-test".into(),
-            overrides: overrides
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            overrides: Properties::new(
+                overrides
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
         }
     }
 

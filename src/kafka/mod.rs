@@ -8,6 +8,8 @@ pub mod group;
 pub mod logs;
 pub mod offsets;
 pub mod producer;
+pub mod properties;
 
 pub use config::{ClientSettings, GroupProtocol, GroupSettings, librdkafka_build};
 pub use offsets::{OffsetTracker, TopicPartition};
+pub use properties::Properties;

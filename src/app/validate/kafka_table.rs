@@ -1,9 +1,11 @@
 //! `[kafka]`: librdkafka properties passed through, except those faust-rs sets itself.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use super::super::diagnostics::Report;
-use super::super::schema::KafkaSection;
+use super::super::schema::{KafkaSection, KafkaValue};
+use crate::kafka::properties::{HIDDEN, Properties, is_secret};
 
 /// `[kafka]` keys that faust-rs sets itself, with where to set them instead.
 const MANAGED_KAFKA_KEYS: &[(&str, &str)] = &[
@@ -38,29 +40,94 @@ const MANAGED_KAFKA_KEYS: &[(&str, &str)] = &[
     ),
 ];
 
-/// The table as strings, without (and reporting) the managed keys and any property librdkafka
-/// itself refuses.
-pub(super) fn check(report: &mut Report<'_>, section: &KafkaSection) -> BTreeMap<String, String> {
+/// The table as strings, without (and reporting) the managed keys, values that cannot be read
+/// from where they are said to come from, and any property librdkafka itself refuses.
+pub(super) fn check(report: &mut Report<'_>, section: &KafkaSection) -> Properties {
     let mut kafka = BTreeMap::new();
     for (key, value) in section {
         let name: &str = key.get_ref();
-        let text = &value.get_ref().0;
         if let Some((_, instead)) = MANAGED_KAFKA_KEYS.iter().find(|(k, _)| *k == name) {
             report.error(
                 key.span(),
                 format!("`{name}` is managed by faust-rs: {instead}"),
             );
-        } else if let Err(refusal) = librdkafka_accepts(name, text) {
-            let (span, why) = match refusal {
-                Refusal::UnknownKey(why) => (key.span(), why),
-                Refusal::BadValue(why) => (value.span(), why),
-            };
-            report.error(span, format!("librdkafka refuses `{name}`: {why}"));
-        } else {
-            kafka.insert(name.to_owned(), text.clone());
+            continue;
+        }
+        let text = match read(report.path, name, value.get_ref()) {
+            Ok(text) => text,
+            Err(why) => {
+                report.error(value.span(), why);
+                continue;
+            }
+        };
+        if is_secret(name) && matches!(value.get_ref(), KafkaValue::Written(_)) {
+            report.warn(
+                value.span(),
+                format!(
+                    "`{name}` is written in the app file: read it from the environment \
+                     ({{ env = \"VARIABLE\" }}) or a file ({{ file = \"PATH\" }}) so the app \
+                     file can be shared without it"
+                ),
+            );
+        }
+        match librdkafka_accepts(name, &text) {
+            Ok(()) => {
+                kafka.insert(name.to_owned(), text);
+            }
+            Err(refusal) => {
+                let hide = is_secret(name) || !matches!(value.get_ref(), KafkaValue::Written(_));
+                let (span, why) = match refusal {
+                    Refusal::UnknownKey(why) => (key.span(), why),
+                    Refusal::BadValue(why) => (value.span(), why),
+                };
+                let why = if hide { redact(&text, why) } else { why };
+                report.error(span, format!("librdkafka refuses `{name}`: {why}"));
+            }
         }
     }
-    kafka
+    Properties::new(kafka)
+}
+
+/// The value of property `name`: as written, or read from the environment or a file (relative
+/// to the app file). The error never contains the value.
+fn read(app_file: &Path, name: &str, value: &KafkaValue) -> Result<String, String> {
+    match value {
+        KafkaValue::Written(text) => Ok(text.clone()),
+        KafkaValue::Env(variable) => match std::env::var(variable) {
+            Ok(text) if text.is_empty() => Err(format!(
+                "`{name}` comes from the environment variable {variable}, which is empty"
+            )),
+            Ok(text) => Ok(text),
+            Err(std::env::VarError::NotPresent) => Err(format!(
+                "`{name}` comes from the environment variable {variable}, which is not set"
+            )),
+            Err(std::env::VarError::NotUnicode(_)) => Err(format!(
+                "`{name}` comes from the environment variable {variable}, which is not UTF-8"
+            )),
+        },
+        KafkaValue::File(file) => {
+            let path = app_file
+                .parent()
+                .filter(|dir| !dir.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from(file), |dir| dir.join(file));
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                format!(
+                    "`{name}` comes from `{}`, which cannot be read: {e}",
+                    path.display()
+                )
+            })?;
+            // `echo secret > file` ends the file with a line end that is not part of the value.
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            let text = text.strip_suffix('\r').unwrap_or(text);
+            if text.is_empty() {
+                return Err(format!(
+                    "`{name}` comes from `{}`, which is empty",
+                    path.display()
+                ));
+            }
+            Ok(text.to_owned())
+        }
+    }
 }
 
 /// Why librdkafka refused a property, in its words (which may name an alias of the key).
@@ -71,8 +138,7 @@ enum Refusal {
 
 /// Asks librdkafka whether it takes `name = value` (as every client of the worker would be
 /// configured with it): an unknown property, a bad value, or a feature this binary was built
-/// without. The message never repeats the value of a secret (`*password*`, `*secret*`,
-/// `*token*`, `*key*` properties).
+/// without. Its message may repeat the value.
 fn librdkafka_accepts(name: &str, value: &str) -> Result<(), Refusal> {
     let mut config = rdkafka::ClientConfig::new();
     config.set(name, value);
@@ -86,7 +152,6 @@ fn librdkafka_accepts(name: &str, value: &str) -> Result<(), Refusal> {
         ),
         other => (false, other.to_string()),
     };
-    let why = redact(name, value, why);
     Err(if unknown {
         Refusal::UnknownKey(why)
     } else {
@@ -94,15 +159,12 @@ fn librdkafka_accepts(name: &str, value: &str) -> Result<(), Refusal> {
     })
 }
 
-/// `why` without the value of a secret property.
-fn redact(name: &str, value: &str, why: String) -> String {
-    let secret = ["password", "secret", "token", "key"]
-        .iter()
-        .any(|word| name.contains(word));
-    if secret && !value.is_empty() {
-        why.replace(value, "(hidden)")
-    } else {
+/// `why` without `value`.
+fn redact(value: &str, why: String) -> String {
+    if value.is_empty() {
         why
+    } else {
+        why.replace(value, HIDDEN)
     }
 }
 
@@ -128,10 +190,8 @@ mod tests {
     #[test]
     fn secrets_are_not_repeated_in_errors() {
         let why = "Invalid value \"hunter2\" for configuration property \"sasl.password\"";
-        let shown = redact("sasl.password", "hunter2", why.to_string());
+        let shown = redact("hunter2", why.to_string());
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("sasl.password"), "{shown}");
-        let plain = redact("linger.ms", "soon", "Invalid value \"soon\"".to_string());
-        assert!(plain.contains("soon"), "{plain}");
     }
 }

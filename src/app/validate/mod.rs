@@ -18,12 +18,12 @@ pub(super) mod timers;
 mod topics;
 mod values;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::diagnostics::Report;
 use super::load::RawApp;
 use super::model::{Agent, App, Election, Task, Timer, Topic};
+use crate::kafka::Properties;
 use crate::script::{ScriptEngine, ScriptLimits, ScriptNames};
 use bodies::Bodies;
 use settings::Settings;
@@ -85,7 +85,7 @@ pub(crate) fn validate(report: &mut Report<'_>, raw: RawApp) -> Option<(App, Scr
 
 /// The app's entries, validated.
 struct Entries {
-    kafka: BTreeMap<String, String>,
+    kafka: Properties,
     topics: Vec<Topic>,
     agents: Vec<Agent>,
     timers: Vec<Timer>,
