@@ -11,6 +11,7 @@ use crate::app::App;
 use crate::cli::LeaderArgs;
 use crate::election::{Announcement, observer};
 use crate::exit::{Fatal, Result, Status};
+use crate::kafka::reach;
 
 pub async fn run(app: Arc<App>, args: LeaderArgs) -> Result<Status> {
     if let Some(name) = &args.election
@@ -29,6 +30,9 @@ pub async fn run(app: Arc<App>, args: LeaderArgs) -> Result<Status> {
         return stand_down(port, args.election.as_deref()).await;
     }
     let settings = app.client_settings(format!("faust-rs-{}-leader", app.id));
+    reach::ensure_reachable(&settings, reach::PATIENCE)
+        .await
+        .map_err(Fatal::runtime)?;
     let config = settings.admin();
     let names: Vec<String> = app
         .elections

@@ -13,6 +13,7 @@ use crate::codec::Serializer;
 use crate::exit::{Fatal, Result, Status};
 use crate::kafka::admin::ensure_topics;
 use crate::kafka::producer::{self, Pending, Producer, Record};
+use crate::kafka::reach;
 use crate::script::SendTarget;
 
 /// Records enqueued before the oldest is awaited: keeps `--repeat` fast without unbounded
@@ -35,6 +36,9 @@ pub async fn run(app: Arc<App>, args: SendArgs) -> Result<Status> {
         None => SendTarget::Topic(args.entity.clone()),
     };
     let settings = app.client_settings(format!("faust-rs-{}-send", app.id));
+    reach::ensure_reachable(&settings, reach::PATIENCE)
+        .await
+        .map_err(Fatal::runtime)?;
     let producer = Producer::new(
         producer::create(&settings.producer())
             .map_err(|e| Fatal::runtime(format!("cannot create a producer: {e}")))?,

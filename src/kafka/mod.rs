@@ -9,6 +9,7 @@ pub mod logs;
 pub mod offsets;
 pub mod producer;
 pub mod properties;
+pub mod reach;
 
 pub use config::{ClientSettings, GroupProtocol, GroupSettings, librdkafka_build};
 pub use offsets::{OffsetTracker, TopicPartition};

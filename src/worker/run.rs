@@ -23,6 +23,7 @@ use crate::exit::{Fatal, Result, Status};
 use crate::kafka;
 use crate::kafka::admin::ensure_topics;
 use crate::kafka::producer::Producer;
+use crate::kafka::reach;
 use crate::kafka::{ClientSettings, GroupProtocol, GroupSettings};
 use crate::script::{Host, ScriptEngine};
 use crate::worker::agents::evaluate::Evaluator;
@@ -207,11 +208,16 @@ impl Worker {
     /// Starts, runs until the warm signal and stops. `true` when the shutdown was warm to the
     /// end (everything in flight finished, committed, left).
     async fn live(&self, leadership: Leadership, datadir: &DataDir) -> Result<bool> {
-        // The one start-up step that can take long (brokers down or slow): a shutdown request
-        // ends it, as there is nothing to finish yet.
+        // The start-up steps that can take long (brokers down or slow): a shutdown request
+        // ends them, as there is nothing to finish yet.
         let owned = self.app.owned_topics();
+        let first_contact = async {
+            let took = reach::ensure_reachable(&self.settings, reach::PATIENCE).await?;
+            tracing::debug!("the cluster answered in {} ms", took.as_millis());
+            ensure_topics(&self.settings, &owned).await
+        };
         tokio::select! {
-            created = ensure_topics(&self.settings, &owned) => created.map_err(Fatal::runtime)?,
+            ready = first_contact => ready.map_err(Fatal::runtime)?,
             _ = self.shutdown.warm.cancelled() => return Ok(true),
         }
         let running = self.start(leadership, datadir).await?;
