@@ -1,8 +1,10 @@
 //! Creating the topics faust-rs owns (agent topics, dead-letter topics, the leader topic).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -22,28 +24,38 @@ pub struct TopicSpec {
 
 /// Creates every topic in `specs` that does not exist yet and waits until the cluster's
 /// metadata shows them all. Existing topics are left as they are (their partition count is
-/// the operator's business). Fails with one line per topic that could not be created.
+/// the operator's business) and not asked for: a principal allowed to use topics but not to
+/// create them (managed clusters' usual ACLs) runs once they exist. Fails with one line per
+/// topic that could not be created.
 pub async fn ensure_topics(settings: &ClientSettings, specs: &[TopicSpec]) -> Result<(), String> {
     if specs.is_empty() {
         return Ok(());
     }
+    let existing = {
+        let config = settings.admin();
+        tokio::task::spawn_blocking(move || existing_topics(&config))
+            .await
+            .map_err(|e| format!("metadata query: {e}"))??
+    };
+    let missing: Vec<&TopicSpec> = specs
+        .iter()
+        .filter(|spec| !existing.contains(&spec.name))
+        .collect();
+    if !missing.is_empty() {
+        create(settings, &missing).await?;
+    }
+    // Also those another worker created a moment ago: their partitions may still lack leaders.
+    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    wait_for_metadata(settings, &names, Duration::from_secs(30)).await
+}
+
+/// Creates the topics of `missing`; an existing one is no failure.
+async fn create(settings: &ClientSettings, missing: &[&TopicSpec]) -> Result<(), String> {
     let admin: AdminClient<DefaultClientContext> = settings
         .admin()
         .create()
         .map_err(|e| format!("cannot create an admin client: {e}"))?;
-    let new_topics: Vec<NewTopic<'_>> = specs
-        .iter()
-        .map(|spec| {
-            spec.config.iter().fold(
-                NewTopic::new(
-                    &spec.name,
-                    spec.partitions,
-                    TopicReplication::Fixed(spec.replicas),
-                ),
-                |topic, (key, value)| topic.set(key, value),
-            )
-        })
-        .collect();
+    let new_topics: Vec<NewTopic<'_>> = missing.iter().map(|spec| spec.new_topic()).collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = admin
         .create_topics(&new_topics, &options)
@@ -53,18 +65,52 @@ pub async fn ensure_topics(settings: &ClientSettings, specs: &[TopicSpec]) -> Re
         .into_iter()
         .filter_map(|result| match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => None,
-            Err((topic, RDKafkaErrorCode::TopicAuthorizationFailed)) => Some(format!(
-                "not allowed to create topic {topic}: create it yourself, and declare it with \
-                 `create = false` in [[topics]]"
+            Err((
+                topic,
+                RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed,
+            )) => Some(format!(
+                "not allowed to create topic {topic}: the cluster's ACLs do not give this \
+                 principal CREATE on the topic (or the cluster); create it yourself (`check` \
+                 lists the topics), or grant CREATE"
             )),
             Err((topic, code)) => Some(format!("cannot create topic {topic}: {code}")),
         })
         .collect();
-    if !failures.is_empty() {
-        return Err(failures.join("\n"));
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n"))
     }
-    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-    wait_for_metadata(settings, &names, Duration::from_secs(30)).await
+}
+
+impl TopicSpec {
+    fn new_topic(&self) -> NewTopic<'_> {
+        self.config.iter().fold(
+            NewTopic::new(
+                &self.name,
+                self.partitions,
+                TopicReplication::Fixed(self.replicas),
+            ),
+            |topic, (key, value)| topic.set(key, value),
+        )
+    }
+}
+
+/// The names of the topics the cluster's metadata lists (those this principal may describe).
+fn existing_topics(config: &ClientConfig) -> Result<HashSet<String>, String> {
+    let probe: BaseConsumer = config
+        .create()
+        .map_err(|e| format!("cannot create a metadata client: {e}"))?;
+    let metadata = probe
+        .fetch_metadata(None, Duration::from_secs(10))
+        .map_err(|e| format!("cannot list the cluster's topics: {e}"))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .map(|t| t.name().to_string())
+        .collect())
 }
 
 /// Waits until the metadata of every topic in `names` lists its partitions, each with a leader.
