@@ -6,9 +6,16 @@
 //! worker appends an [`Announcement`] to the topic; its offset is the term's epoch.
 //!
 //! Self-fencing: before every leader action the worker *confirms* its term ([`Election::confirm`]):
-//! it still holds partition 0, it has not been stalled longer than the session timeout since the
-//! last confirmation, and the topic's end offset shows its announcement is still the newest.
-//! Exactly one announcement is the newest at any instant, so at most one worker can pass.
+//! it still holds partition 0, it has not been stalled longer than the session timeout since its
+//! previous confirmation attempt, and the topic's end offset shows its announcement is still the
+//! newest. Exactly one announcement is the newest at any instant, so at most one worker can pass.
+//!
+//! A confirmation that fails (the topic's partition has no leader: its broker died) does not
+//! end the term, it only keeps the worker from acting until one succeeds: nobody can announce a
+//! newer term on a partition without a leader either, and the group does not move partition 0
+//! while this worker's heartbeats reach the coordinator (librdkafka revokes it, as lost, once
+//! they have not for a session timeout). So the leader ticks again as soon as the partition has
+//! a new leader, instead of after a new election on top of it.
 
 pub mod announcement;
 pub mod member;
@@ -51,6 +58,9 @@ pub struct Election {
     /// The epoch of the term held, or of the last one held ([`NO_EPOCH`] if never).
     epoch: AtomicI64,
     last_confirmed: Mutex<Instant>,
+    /// When the last confirmation attempt ended, whatever its outcome: a longer gap than the
+    /// session timeout means this process was stalled.
+    last_attempt: Mutex<Instant>,
     /// The newest announcement this worker knows of (its own or another's).
     latest: watch::Sender<Option<Announcement>>,
     /// The epoch of the term this worker holds, `None` between terms.
@@ -91,6 +101,7 @@ impl Election {
             leading: AtomicBool::new(false),
             epoch: AtomicI64::new(NO_EPOCH),
             last_confirmed: Mutex::new(Instant::now()),
+            last_attempt: Mutex::new(Instant::now()),
             latest: watch::channel(None).0,
             term: watch::channel(None).0,
             control,
@@ -147,6 +158,7 @@ impl Election {
     fn begin_term(&self, epoch: i64) {
         self.epoch.store(epoch, Ordering::SeqCst);
         *self.last_confirmed.lock().unwrap() = Instant::now();
+        *self.last_attempt.lock().unwrap() = Instant::now();
         self.leading.store(true, Ordering::SeqCst);
         self.term.send_replace(Some(epoch));
     }
@@ -223,12 +235,12 @@ impl Election {
             return None;
         }
         let epoch = self.epoch.load(Ordering::SeqCst);
-        let stalled = self.last_confirmed.lock().unwrap().elapsed();
+        let stalled = self.last_attempt.lock().unwrap().elapsed();
         if stalled > self.session_timeout {
             // The process was paused (SIGSTOP, swap, a long stall): the group may have given
             // partition 0 away meanwhile, and a newer leader may not have announced yet.
             self.lose_term(&format!(
-                "{:.1}s since the term was last confirmed, longer than the session timeout ({:.1}s)",
+                "{:.1}s since the term was last checked, longer than the session timeout ({:.1}s)",
                 stalled.as_secs_f64(),
                 self.session_timeout.as_secs_f64()
             ));
@@ -242,6 +254,7 @@ impl Election {
         })
         .await
         .ok()?;
+        *self.last_attempt.lock().unwrap() = Instant::now();
         match end {
             Ok(high) if high == epoch + 1 && self.is_leading() => {
                 *self.last_confirmed.lock().unwrap() = Instant::now();
