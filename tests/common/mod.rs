@@ -169,6 +169,16 @@ impl Worker {
     /// Starts `faust-rs -A app worker -l info --web-port PORT --datadir DIR` with stdout and
     /// the log in files under `scratch`.
     pub fn start(scratch: &Scratch, app: &std::path::Path, extra: &[&str]) -> Worker {
+        Worker::start_with_env(scratch, app, extra, &[])
+    }
+
+    /// [`Worker::start`] with more environment variables.
+    pub fn start_with_env(
+        scratch: &Scratch,
+        app: &std::path::Path,
+        extra: &[&str],
+        env: &[(String, String)],
+    ) -> Worker {
         let port = free_port();
         let stdout = scratch.path(&format!("worker-{port}.out"));
         let log = scratch.path(&format!("worker-{port}.log"));
@@ -188,6 +198,7 @@ impl Worker {
             .arg("--datadir")
             .arg(&datadir)
             .args(extra)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::null())
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&log).unwrap())
