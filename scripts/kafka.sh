@@ -77,7 +77,7 @@ KAFKA_SASL_SSL_PORT=${KAFKA_SASL_SSL_PORT:-$((KAFKA_PORT + 2))}
 KAFKA_MTLS_PORT=${KAFKA_MTLS_PORT:-$((KAFKA_PORT + 3))}
 KAFKA_CLUSTER_PORT=${KAFKA_CLUSTER_PORT:-19092}
 need_port KAFKA_CLUSTER_PORT "$KAFKA_CLUSTER_PORT"
-KAFKA_CLUSTER_CONTROLLER_PORT=${KAFKA_CLUSTER_CONTROLLER_PORT:-19192}
+KAFKA_CLUSTER_CONTROLLER_PORT=${KAFKA_CLUSTER_CONTROLLER_PORT:-$((KAFKA_CLUSTER_PORT + 3))}
 need_port KAFKA_CLUSTER_CONTROLLER_PORT "$KAFKA_CLUSTER_CONTROLLER_PORT"
 for var in KAFKA_CONTROLLER_PORT KAFKA_SASL_SSL_PORT KAFKA_MTLS_PORT; do
     need_port "$var" "${!var}"
@@ -1161,9 +1161,11 @@ voters), plaintext; state in \$KAFKA_HOME_DIR/cluster/node-N/{data,logs,run}.
   logs N [LINES|-f]  the end of node N's broker log, or follow it
   reset              stop, and wipe \$KAFKA_HOME_DIR/cluster
 Ports: node N's client port is \$KAFKA_CLUSTER_PORT + N - 1 (default 19092..19094), its
-controller port \$KAFKA_CLUSTER_CONTROLLER_PORT + N - 1 (default 19192..19194). Heap of each
-node: \$KAFKA_CLUSTER_HEAP_OPTS (default "-Xms128m -Xmx512m"). Replication factor 3 for new
-and internal topics, min.insync.replicas=2, broker.session.timeout.ms Kafka's default (9 s).
+controller port \$KAFKA_CLUSTER_CONTROLLER_PORT + N - 1 (default \$KAFKA_CLUSTER_PORT + 3,
+so 19095..19097). Heap of each node: \$KAFKA_CLUSTER_HEAP_OPTS (default "-Xms128m -Xmx512m").
+Replication factor 3 for new and internal topics (6 partitions for __consumer_offsets),
+min.insync.replicas=2, broker.session.timeout.ms Kafka's default (9 s). Now: nodes
+$(cluster_bootstrap), controllers on $KAFKA_CLUSTER_CONTROLLER_PORT..$((KAFKA_CLUSTER_CONTROLLER_PORT + CLUSTER_SIZE - 1)).
 EOF
 }
 
@@ -1287,32 +1289,50 @@ cluster_start_node() {
     say "node $1 is back: $BOOTSTRAP answers metadata listing it (after $(elapsed "$t0") s)"
 }
 
-# leader-of TOPIC PARTITION, from the metadata of any node that answers.
-cluster_leader_of() {
-    local topic=$1 partition=$2 leader=''
-    [[ $partition =~ ^[0-9]+$ ]] || die "leader-of: a partition number is needed, not '$partition'"
+# partition_leaders TOPIC: "PARTITION LEADER" lines for TOPIC, from the metadata of any node of
+# the cluster that answers (leader -1: none). Nothing if the topic does not exist.
+partition_leaders() {
     if command -v kcat >/dev/null; then
-        leader=$(timeout 15 kcat -b "$(cluster_bootstrap)" -L -t "$topic" -m 5 2>/dev/null |
-            sed -n "s/^ *partition $partition, leader \(-\{0,1\}[0-9]*\),.*/\1/p") || true
+        { timeout 15 kcat -b "$(cluster_bootstrap)" -L -t "$1" -m 5 2>/dev/null || true; } |
+            sed -n 's/^ *partition \([0-9]*\), leader \(-\{0,1\}[0-9]*\),.*/\1 \2/p'
     else
-        leader=$(TOOL_TIMEOUT=60 kafka_tool org.apache.kafka.tools.TopicCommand \
-            --bootstrap-server "$(cluster_bootstrap)" --describe --topic "$topic" 2>/dev/null |
-            sed -n "s/.*Partition: ${partition}[[:space:]]*Leader: \(-\{0,1\}[0-9]*\).*/\1/p") || true
+        { TOOL_TIMEOUT=60 kafka_tool org.apache.kafka.tools.TopicCommand \
+            --bootstrap-server "$(cluster_bootstrap)" --describe --topic "$1" 2>/dev/null || true; } |
+            sed -n 's/.*Partition: \([0-9]*\)[[:space:]]*Leader: \(-\{0,1\}[0-9]*\).*/\1 \2/p'
     fi
+}
+
+# leader_of TOPIC PARTITION: prints the leader's node id, or dies.
+leader_of() {
+    local topic=$1 partition=$2 leader
+    leader=$(partition_leaders "$topic" | awk -v p="$partition" '$1 == p { print $2 }')
     [[ -n $leader ]] || die "no partition $partition of topic '$topic' in the cluster's metadata"
     [[ $leader != -1 ]] || die "partition $partition of '$topic' has no leader now"
     echo "$leader"
 }
 
-# coordinator-of GROUP, as FindCoordinator answers it (ConsumerGroupCommand --describe --state).
-cluster_coordinator_of() {
-    local group=$1 out id
-    out=$(TOOL_TIMEOUT=60 kafka_tool org.apache.kafka.tools.consumer.group.ConsumerGroupCommand \
-        --bootstrap-server "$(cluster_bootstrap)" --describe --group "$group" --state \
-        --timeout 20000 2>&1) || true
-    id=$(sed -n 's/.* 127\.0\.0\.1:[0-9]* *(\([0-9]*\)) .*/\1/p' <<<"$out" | head -n 1)
-    [[ -n $id ]] || { printf '%s\n' "$out" >&2; die "no coordinator found for group '$group'"; }
-    echo "$id"
+# java_string_hash STRING: Java's String.hashCode() (over UTF-16 code units), a signed 32-bit int.
+java_string_hash() {
+    local h=0 unit
+    for unit in $(printf '%s' "$1" | iconv -f UTF-8 -t UTF-16BE | od -An -v -tu2 --endian=big); do
+        h=$(((h * 31 + unit) & 0xFFFFFFFF))
+    done
+    ((h < 2 ** 31)) || h=$((h - 2 ** 32))
+    echo "$h"
+}
+
+# coordinator-of GROUP: the leader of the partition of __consumer_offsets that holds GROUP,
+# abs(GROUP.hashCode()) % its partition count (Kafka's GroupCoordinatorService.partitionFor):
+# what FindCoordinator answers, for groups that exist or not, without a JVM.
+coordinator_of() {
+    local group=$1 leaders count hash partition
+    leaders=$(partition_leaders __consumer_offsets)
+    count=$(grep -c . <<<"$leaders" || true)
+    ((count > 0)) || die "__consumer_offsets does not exist yet (no group has used the cluster)"
+    hash=$(java_string_hash "$group")
+    if ((hash == -2 ** 31)); then hash=0; fi # Kafka's Utils.abs
+    partition=$(((hash < 0 ? -hash : hash) % count))
+    leader_of __consumer_offsets "$partition"
 }
 
 cmd_cluster() {
@@ -1328,11 +1348,12 @@ cmd_cluster() {
     restart-node) need_node "${1:-}" && select_broker "$1" && stop_selected && cluster_start_node "$1" ;;
     leader-of)
         (($# == 2)) || { cluster_usage >&2; exit 2; }
-        cluster_leader_of "$1" "$2"
+        [[ $2 =~ ^[0-9]+$ ]] || die "leader-of: a partition number is needed, not '$2'"
+        leader_of "$1" "$2"
         ;;
     coordinator-of)
         (($# == 1)) || { cluster_usage >&2; exit 2; }
-        cluster_coordinator_of "$1"
+        coordinator_of "$1"
         ;;
     logs) need_node "${1:-}" && select_broker "$1" && shift && cmd_logs "$@" ;;
     reset)
