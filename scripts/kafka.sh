@@ -221,7 +221,8 @@ cmd_install() {
 write_tools_log4j() {
     [[ -f $TOOLS_LOG4J_CONF ]] && return 0
     mkdir -p "$(dirname "$TOOLS_LOG4J_CONF")"
-    cat >"$TOOLS_LOG4J_CONF" <<EOF
+    # (whole or not at all: tools may start side by side)
+    cat >"$TOOLS_LOG4J_CONF.$BASHPID" <<EOF
 <?xml version="1.0" encoding="UTF-8"?>
 <Configuration status="WARN">
   <Appenders>
@@ -230,6 +231,7 @@ write_tools_log4j() {
   <Loggers><Root level="WARN"><AppenderRef ref="stderr"/></Root></Loggers>
 </Configuration>
 EOF
+    mv -f "$TOOLS_LOG4J_CONF.$BASHPID" "$TOOLS_LOG4J_CONF"
 }
 
 # kafka_tool CLASS ARGS...: runs one of Kafka's tools in a small JVM tuned for a short life,
@@ -304,9 +306,9 @@ answers_metadata() {
 secured_answer() {
     port_open "$KAFKA_SASL_SSL_PORT" && port_open "$KAFKA_MTLS_PORT" &&
         metadata_brokers "127.0.0.1:$KAFKA_SASL_SSL_PORT" '' "$CLIENTS_DIR/sasl-ssl.properties" |
-        grep -qx 1 &&
+        grep -x 1 >/dev/null &&
         metadata_brokers "127.0.0.1:$KAFKA_MTLS_PORT" "$CLIENTS_DIR/mtls.kcat.conf" \
-            "$CLIENTS_DIR/mtls.properties" | grep -qx 1
+            "$CLIENTS_DIR/mtls.properties" | grep -x 1 >/dev/null
 }
 
 # ---------------------------------------------------------------------------------------
