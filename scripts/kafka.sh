@@ -998,46 +998,46 @@ cmd_selftest() {
         # short timeouts, so that a refusal shows in seconds
         printf 'max.block.ms=10000\ndefault.api.timeout.ms=20000\nrequest.timeout.ms=10000\n' >>"$f"
     done
-    local tc=org.apache.kafka.tools.TopicCommand
-    local producer=org.apache.kafka.tools.ConsoleProducer
+    # topics_as BOOTSTRAP CONFIG ARGS...: TopicCommand as a client with $tmp/CONFIG.properties
+    topics_as() {
+        kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$1" \
+            --command-config "$tmp/$2.properties" "${@:3}"
+    }
+    # produce_as BOOTSTRAP CONFIG TOPIC TEXT: the console producer sends one record
+    produce_as() {
+        kafka_tool org.apache.kafka.tools.ConsoleProducer --bootstrap-server "$1" \
+            --command-config "$tmp/$2.properties" --topic "$3" <<<"$4"
+    }
+    local handshake='SSL handshake failed|SSLHandshakeException|PKIX'
 
     echo "# Kafka's Java clients ($KAFKA_VERSION)"
     probe expect-ok '' "SCRAM-SHA-512 over SASL_SSL: $SCRAM_USER creates topic $topic" \
-        kafka_tool $tc --bootstrap-server "$sasl" --command-config "$tmp/scram512.properties" \
-        --create --topic "$topic" --partitions 1
+        topics_as "$sasl" scram512 --create --topic "$topic" --partitions 1
     probe expect-ok '' "SCRAM-SHA-512 over SASL_SSL: $SCRAM_USER produces to $topic" \
-        sh_stdin "$marker-faust" kafka_tool $producer --bootstrap-server "$sasl" \
-        --command-config "$tmp/scram512.properties" --topic "$topic"
+        produce_as "$sasl" scram512 "$topic" "$marker-faust"
     probe expect-ok "^$SCRAM_USER-listed\$" "SCRAM-SHA-256 over SASL_SSL: $SCRAM_USER lists topics" \
         list_topics "$SCRAM_USER-listed" "$topic" "$sasl" "$tmp/scram256.properties"
     probe expect-ok "^plain-listed\$" "PLAIN over SASL_SSL: $SCRAM_USER lists topics" \
         list_topics plain-listed "$topic" "$sasl" "$tmp/plain.properties"
     probe expect-fail 'Authentication failed|SaslAuthenticationException' \
-        "a wrong password is refused (SCRAM-SHA-512)" \
-        kafka_tool $tc --bootstrap-server "$sasl" --command-config "$tmp/wrong.properties" --list
-    probe expect-fail 'SSL handshake failed|SSLHandshakeException|PKIX' \
-        "SASL_SSL with the untrusted CA fails certificate verification" \
-        kafka_tool $tc --bootstrap-server "$sasl" --command-config "$tmp/untrusted.properties" --list
+        "a wrong password is refused (SCRAM-SHA-512)" topics_as "$sasl" wrong --list
+    probe expect-fail "$handshake" "SASL_SSL with the untrusted CA fails certificate verification" \
+        topics_as "$sasl" untrusted --list
     probe expect-ok '' "mTLS: User:$MTLS_PRINCIPAL (a super user, so the DN was mapped) produces to $topic" \
-        sh_stdin "$marker-mtls" kafka_tool $producer --bootstrap-server "$mtls" \
-        --command-config "$tmp/mtls.properties" --topic "$topic"
-    probe expect-fail 'SSL handshake failed|SSLHandshakeException|PKIX' \
-        "mTLS with the untrusted CA fails certificate verification" \
-        kafka_tool $tc --bootstrap-server "$mtls" --command-config "$tmp/mtls-untrusted.properties" --list
-    probe expect-fail 'TopicAuthorizationException|ClusterAuthorizationException|not authorized|Authorization failed' \
+        produce_as "$mtls" mtls "$topic" "$marker-mtls"
+    probe expect-fail "$handshake" "mTLS with the untrusted CA fails certificate verification" \
+        topics_as "$mtls" mtls-untrusted --list
+    probe expect-fail 'TopicAuthorizationException|ClusterAuthorizationException|not authorized' \
         "$LIMITED_USER cannot create a topic" \
-        kafka_tool $tc --bootstrap-server "$sasl" --command-config "$tmp/limited.properties" \
-        --create --topic "$denied" --partitions 1
+        topics_as "$sasl" limited --create --topic "$denied" --partitions 1
     probe expect-ok '' "$LIMITED_USER produces to the existing topic $topic" \
-        sh_stdin "$marker-limited" kafka_tool $producer --bootstrap-server "$sasl" \
-        --command-config "$tmp/limited.properties" --topic "$topic"
+        produce_as "$sasl" limited "$topic" "$marker-limited"
     probe expect-ok "$marker-limited" "$LIMITED_USER consumes $topic in a group (and sees all three records)" \
         consume_all "$marker" "$sasl" "$tmp/limited.properties" "$topic"
     # (the console producer logs the failed send, and exits 0)
     probe expect-output 'TopicAuthorizationException' \
         "$LIMITED_USER cannot have a topic auto-created by producing to it" \
-        sh_stdin "$marker-denied" kafka_tool $producer --bootstrap-server "$sasl" \
-        --command-config "$tmp/limited.properties" --topic "$denied"
+        produce_as "$sasl" limited "$denied" "$marker-denied"
     probe expect-ok "^absent\$" "... and $denied does not exist" \
         list_topics absent-check "$denied" "$BOOTSTRAP" ''
 
@@ -1066,26 +1066,24 @@ cmd_selftest() {
         kcat_conf mtls-p12 security.protocol=SSL "$ca" "ssl.keystore.location=$TLS_DIR/client.p12" \
             "ssl.keystore.password=$(cat "$STORE_PASSWORD_FILE")"
         kcat_conf mtls-none security.protocol=SSL "$ca"
+        # kcat_as CONF BOOTSTRAP: metadata with $tmp/CONF.conf, waiting 4 s at most
+        kcat_as() { kcat -F "$tmp/$1.conf" -b "$2" -L -m 4; }
         # librdkafka before 2.6.1 repeats the client nonce in SCRAM's final message, which Kafka 4
         # refuses as invalid credentials (fixed by confluentinc/librdkafka#4895)
         if [[ $(printf '%s\n' "${rdkafka:-0}" 2.6.1 | sort -V | head -n 1) == 2.6.1 ]]; then
             probe expect-ok "broker 1 at" "SCRAM-SHA-256 over SASL_SSL (CA PEM, hostname verified)" \
-                kcat -F "$tmp/scram256.conf" -b "$sasl" -L -m 10
+                kcat_as scram256 "$sasl"
         else
             echo "skip SCRAM: librdkafka ${rdkafka:-?} < 2.6.1 cannot log in with SCRAM to Kafka 4"
         fi
-        probe expect-ok "broker 1 at" "PLAIN over SASL_SSL (CA PEM, hostname verified)" \
-            kcat -F "$tmp/plain.conf" -b "$sasl" -L -m 10
-        probe expect-fail "Authentication failed|SASL authentication error" "a wrong password is refused (PLAIN)" \
-            kcat -F "$tmp/wrong.conf" -b "$sasl" -L -m 3
+        probe expect-ok "broker 1 at" "PLAIN over SASL_SSL (CA PEM, hostname verified)" kcat_as plain "$sasl"
+        probe expect-fail "Authentication failed|SASL authentication error" \
+            "a wrong password is refused (PLAIN)" kcat_as wrong "$sasl"
         probe expect-fail "certificate verify failed" "the untrusted CA fails certificate verification" \
-            kcat -F "$tmp/untrusted.conf" -b "$sasl" -L -m 3
-        probe expect-ok "broker 1 at" "mTLS with the client's PEM certificate and key" \
-            kcat -F "$tmp/mtls-pem.conf" -b "$mtls" -L -m 10
-        probe expect-ok "broker 1 at" "mTLS with the client's PKCS#12 key store" \
-            kcat -F "$tmp/mtls-p12.conf" -b "$mtls" -L -m 10
-        probe expect-fail "" "mTLS without a client certificate is refused" \
-            kcat -F "$tmp/mtls-none.conf" -b "$mtls" -L -m 3
+            kcat_as untrusted "$sasl"
+        probe expect-ok "broker 1 at" "mTLS with the client's PEM certificate and key" kcat_as mtls-pem "$mtls"
+        probe expect-ok "broker 1 at" "mTLS with the client's PKCS#12 key store" kcat_as mtls-p12 "$mtls"
+        probe expect-fail "" "mTLS without a client certificate is refused" kcat_as mtls-none "$mtls"
     else
         echo "# kcat not installed: its probes skipped"
     fi
@@ -1109,13 +1107,6 @@ selftest_cleanup() {
     rm -rf "$1"
     TOOL_TIMEOUT=60 kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" \
         --delete --if-exists --topic "$2" >/dev/null 2>&1 || say "could not delete topic $2"
-}
-
-# sh_stdin TEXT COMMAND...: runs COMMAND with TEXT (and a newline) as its standard input.
-sh_stdin() {
-    local text=$1
-    shift
-    "$@" <<<"$text"
 }
 
 # list_topics LABEL TOPIC BOOTSTRAP PROPS: prints LABEL if TOPIC is listed, "absent" if not.
