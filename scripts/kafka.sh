@@ -220,9 +220,10 @@ cmd_install() {
 # broker log.
 write_tools_log4j() {
     [[ -f $TOOLS_LOG4J_CONF ]] && return 0
+    # whole or not at all, as tools may start side by side (the name is fixed before `cat` forks)
+    local tmp=$TOOLS_LOG4J_CONF.$BASHPID
     mkdir -p "$(dirname "$TOOLS_LOG4J_CONF")"
-    # (whole or not at all: tools may start side by side)
-    cat >"$TOOLS_LOG4J_CONF.$BASHPID" <<EOF
+    cat >"$tmp" <<EOF
 <?xml version="1.0" encoding="UTF-8"?>
 <Configuration status="WARN">
   <Appenders>
@@ -231,7 +232,7 @@ write_tools_log4j() {
   <Loggers><Root level="WARN"><AppenderRef ref="stderr"/></Root></Loggers>
 </Configuration>
 EOF
-    mv -f "$TOOLS_LOG4J_CONF.$BASHPID" "$TOOLS_LOG4J_CONF"
+    mv -f "$tmp" "$TOOLS_LOG4J_CONF"
 }
 
 # kafka_tool CLASS ARGS...: runs one of Kafka's tools in a small JVM tuned for a short life,
