@@ -844,8 +844,9 @@ keep_if_current() {
 # commands of the tests' broker
 
 cmd_start() {
-    local pid t0
+    local pid t0 t_all
     t0=$(now)
+    t_all=$t0
     select_broker single
     is_installed || cmd_install
     write_config
@@ -873,7 +874,7 @@ cmd_start() {
     t1=$(now)
     setup_security
     wait_secured "$t1"
-    say "ready: $BOOTSTRAP answers metadata, SASL_SSL 127.0.0.1:$KAFKA_SASL_SSL_PORT and mTLS 127.0.0.1:$KAFKA_MTLS_PORT too (pid $(running_pid)) after $(elapsed "$t0") s (users and ACLs: $(elapsed "$t1") s)"
+    say "ready: $BOOTSTRAP answers metadata, SASL_SSL 127.0.0.1:$KAFKA_SASL_SSL_PORT and mTLS 127.0.0.1:$KAFKA_MTLS_PORT too (pid $(running_pid)) after $(elapsed "$t_all") s (broker $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s, then users and ACLs $(elapsed "$t1") s)"
 }
 
 cmd_stop() {
