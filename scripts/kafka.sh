@@ -50,6 +50,8 @@
 #   KAFKA_START_TIMEOUT    seconds to wait for the broker(s) to answer (default 120)
 #   KAFKA_STOP_TIMEOUT     seconds to wait after TERM before KILL (default 30)
 #   KAFKA_HEAP_OPTS        JVM heap flags of the broker (default "-Xms256m -Xmx1g")
+#   KAFKA_CLUSTER_PORT, KAFKA_CLUSTER_CONTROLLER_PORT, KAFKA_CLUSTER_HEAP_OPTS: the cluster's,
+#                          see `scripts/kafka.sh cluster -h`
 #
 # The readiness probes use kcat when it is installed (scripts/deps.sh installs it), otherwise
 # Kafka's own tools from the same classpath. Either way a real Metadata request must be answered.
