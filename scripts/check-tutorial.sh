@@ -5,8 +5,8 @@
 # all with exit status 0.
 #
 # NOT run by CI (.ci/run): it starts a second Kafka broker (about 1 GB of heap) beside the
-# project's own on 9092, which it never touches. That broker gets free ports (KAFKA_PORT,
-# KAFKA_CONTROLLER_PORT) and a temporary KAFKA_HOME_DIR whose <version> folder is a symbolic
+# project's own on 9092, which it never touches. That broker gets four free ports (KAFKA_PORT,
+# KAFKA_CONTROLLER_PORT, KAFKA_SASL_SSL_PORT, KAFKA_MTLS_PORT) and a temporary KAFKA_HOME_DIR whose <version> folder is a symbolic
 # link to the installed jar cache (<repo>/.kafka/<version>, or $KAFKA_HOME_DIR's), so nothing is
 # downloaded again; the workers get free web ports (FAUST_RS_BASE_PORT) and a temporary run
 # folder. Since the app file names its broker, tutorial.sh runs on a copy of
@@ -130,10 +130,11 @@ KAFKA_VERSION=$KAFKA_VERSION KAFKA_HOME_DIR=$CACHE_HOME "$KAFKA_SH" install >/de
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/faust-rs-check-tutorial.XXXXXX")
 mkdir -p "$TMP/kafka"
 ln -s "$(cd "$CACHE_HOME/$KAFKA_VERSION" && pwd)" "$TMP/kafka/$KAFKA_VERSION"
-KPORT=$(free_ports 2) || fail "no two free consecutive ports for the broker"
-WPORT=$(free_ports "$WORKERS" "$KPORT $((KPORT + 1))") || fail "no $WORKERS free consecutive web ports"
+KPORT=$(free_ports 4) || fail "no four free consecutive ports for the broker"
+WPORT=$(free_ports "$WORKERS" "$KPORT $((KPORT + 1)) $((KPORT + 2)) $((KPORT + 3))") ||
+    fail "no $WORKERS free consecutive web ports"
 BROKER_ENV=(KAFKA_VERSION="$KAFKA_VERSION" KAFKA_PORT="$KPORT" KAFKA_CONTROLLER_PORT=$((KPORT + 1))
-    KAFKA_HOME_DIR="$TMP/kafka")
+    KAFKA_SASL_SSL_PORT=$((KPORT + 2)) KAFKA_MTLS_PORT=$((KPORT + 3)) KAFKA_HOME_DIR="$TMP/kafka")
 fr_say "broker 127.0.0.1:$KPORT (controller $((KPORT + 1))), web ports $WPORT..$((WPORT + WORKERS - 1)), in $TMP"
 
 # Nothing may answer there yet: tutorial.sh is to start the broker.

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # scripts/deps.sh — make sure the machine has what faust-rs's tests and demos need:
 #   kcat            (Debian package; a Kafka CLI used for demos and the broker readiness probe)
-#   java 17+        (runs the Kafka broker; Debian openjdk-17-jre-headless if missing)
+#   java 17+        (runs the Kafka broker; Debian openjdk-17-jre-headless if missing; its
+#                   keytool makes the test broker's certificates)
+#   openssl         (the test client's PEM private key, from its PKCS#12 key store)
 #   mvn             (fetches the broker's jars; Debian maven if missing)
 #   gcc, g++, make  (rdkafka-sys builds librdkafka from source)
 #   perl            (openssl-src builds OpenSSL from source, to be linked statically)
@@ -27,6 +29,7 @@ if ! command -v java >/dev/null || (($(java_major) < 17)); then
     missing+=(openjdk-17-jre-headless)
 fi
 command -v mvn >/dev/null || missing+=(maven)
+command -v openssl >/dev/null || missing+=(openssl)
 command -v gcc >/dev/null || missing+=(gcc)
 command -v g++ >/dev/null || missing+=(g++)
 command -v make >/dev/null || missing+=(make)

@@ -50,6 +50,8 @@
 #   KAFKA_START_TIMEOUT    seconds to wait for the broker(s) to answer (default 120)
 #   KAFKA_STOP_TIMEOUT     seconds to wait after TERM before KILL (default 30)
 #   KAFKA_HEAP_OPTS        JVM heap flags of the broker (default "-Xms256m -Xmx1g")
+#   KAFKA_CLUSTER_PORT, KAFKA_CLUSTER_CONTROLLER_PORT, KAFKA_CLUSTER_HEAP_OPTS: the cluster's,
+#                          see `scripts/kafka.sh cluster -h`
 #
 # The readiness probes use kcat when it is installed (scripts/deps.sh installs it), otherwise
 # Kafka's own tools from the same classpath. Either way a real Metadata request must be answered.
@@ -77,7 +79,7 @@ KAFKA_SASL_SSL_PORT=${KAFKA_SASL_SSL_PORT:-$((KAFKA_PORT + 2))}
 KAFKA_MTLS_PORT=${KAFKA_MTLS_PORT:-$((KAFKA_PORT + 3))}
 KAFKA_CLUSTER_PORT=${KAFKA_CLUSTER_PORT:-19092}
 need_port KAFKA_CLUSTER_PORT "$KAFKA_CLUSTER_PORT"
-KAFKA_CLUSTER_CONTROLLER_PORT=${KAFKA_CLUSTER_CONTROLLER_PORT:-19192}
+KAFKA_CLUSTER_CONTROLLER_PORT=${KAFKA_CLUSTER_CONTROLLER_PORT:-$((KAFKA_CLUSTER_PORT + 3))}
 need_port KAFKA_CLUSTER_CONTROLLER_PORT "$KAFKA_CLUSTER_CONTROLLER_PORT"
 for var in KAFKA_CONTROLLER_PORT KAFKA_SASL_SSL_PORT KAFKA_MTLS_PORT; do
     need_port "$var" "${!var}"
@@ -220,8 +222,10 @@ cmd_install() {
 # broker log.
 write_tools_log4j() {
     [[ -f $TOOLS_LOG4J_CONF ]] && return 0
+    # whole or not at all, as tools may start side by side (the name is fixed before `cat` forks)
+    local tmp=$TOOLS_LOG4J_CONF.$BASHPID
     mkdir -p "$(dirname "$TOOLS_LOG4J_CONF")"
-    cat >"$TOOLS_LOG4J_CONF" <<EOF
+    cat >"$tmp" <<EOF
 <?xml version="1.0" encoding="UTF-8"?>
 <Configuration status="WARN">
   <Appenders>
@@ -230,6 +234,7 @@ write_tools_log4j() {
   <Loggers><Root level="WARN"><AppenderRef ref="stderr"/></Root></Loggers>
 </Configuration>
 EOF
+    mv -f "$tmp" "$TOOLS_LOG4J_CONF"
 }
 
 # kafka_tool CLASS ARGS...: runs one of Kafka's tools in a small JVM tuned for a short life,
@@ -304,9 +309,9 @@ answers_metadata() {
 secured_answer() {
     port_open "$KAFKA_SASL_SSL_PORT" && port_open "$KAFKA_MTLS_PORT" &&
         metadata_brokers "127.0.0.1:$KAFKA_SASL_SSL_PORT" '' "$CLIENTS_DIR/sasl-ssl.properties" |
-        grep -qx 1 &&
+        grep -x 1 >/dev/null &&
         metadata_brokers "127.0.0.1:$KAFKA_MTLS_PORT" "$CLIENTS_DIR/mtls.kcat.conf" \
-            "$CLIENTS_DIR/mtls.properties" | grep -qx 1
+            "$CLIENTS_DIR/mtls.properties" | grep -x 1 >/dev/null
 }
 
 # ---------------------------------------------------------------------------------------
@@ -841,8 +846,9 @@ keep_if_current() {
 # commands of the tests' broker
 
 cmd_start() {
-    local pid t0
+    local pid t0 t_all
     t0=$(now)
+    t_all=$t0
     select_broker single
     is_installed || cmd_install
     write_config
@@ -870,7 +876,7 @@ cmd_start() {
     t1=$(now)
     setup_security
     wait_secured "$t1"
-    say "ready: $BOOTSTRAP answers metadata, SASL_SSL 127.0.0.1:$KAFKA_SASL_SSL_PORT and mTLS 127.0.0.1:$KAFKA_MTLS_PORT too (pid $(running_pid)) after $(elapsed "$t0") s (users and ACLs: $(elapsed "$t1") s)"
+    say "ready: $BOOTSTRAP answers metadata, SASL_SSL 127.0.0.1:$KAFKA_SASL_SSL_PORT and mTLS 127.0.0.1:$KAFKA_MTLS_PORT too (pid $(running_pid)) after $(elapsed "$t_all") s (broker $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s, then users and ACLs $(elapsed "$t1") s)"
 }
 
 cmd_stop() {
@@ -996,46 +1002,46 @@ cmd_selftest() {
         # short timeouts, so that a refusal shows in seconds
         printf 'max.block.ms=10000\ndefault.api.timeout.ms=20000\nrequest.timeout.ms=10000\n' >>"$f"
     done
-    local tc=org.apache.kafka.tools.TopicCommand
-    local producer=org.apache.kafka.tools.ConsoleProducer
+    # topics_as BOOTSTRAP CONFIG ARGS...: TopicCommand as a client with $tmp/CONFIG.properties
+    topics_as() {
+        kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$1" \
+            --command-config "$tmp/$2.properties" "${@:3}"
+    }
+    # produce_as BOOTSTRAP CONFIG TOPIC TEXT: the console producer sends one record
+    produce_as() {
+        kafka_tool org.apache.kafka.tools.ConsoleProducer --bootstrap-server "$1" \
+            --command-config "$tmp/$2.properties" --topic "$3" <<<"$4"
+    }
+    local handshake='SSL handshake failed|SSLHandshakeException|PKIX'
 
     echo "# Kafka's Java clients ($KAFKA_VERSION)"
     probe expect-ok '' "SCRAM-SHA-512 over SASL_SSL: $SCRAM_USER creates topic $topic" \
-        kafka_tool $tc --bootstrap-server "$sasl" --command-config "$tmp/scram512.properties" \
-        --create --topic "$topic" --partitions 1
+        topics_as "$sasl" scram512 --create --topic "$topic" --partitions 1
     probe expect-ok '' "SCRAM-SHA-512 over SASL_SSL: $SCRAM_USER produces to $topic" \
-        sh_stdin "$marker-faust" kafka_tool $producer --bootstrap-server "$sasl" \
-        --command-config "$tmp/scram512.properties" --topic "$topic"
+        produce_as "$sasl" scram512 "$topic" "$marker-faust"
     probe expect-ok "^$SCRAM_USER-listed\$" "SCRAM-SHA-256 over SASL_SSL: $SCRAM_USER lists topics" \
         list_topics "$SCRAM_USER-listed" "$topic" "$sasl" "$tmp/scram256.properties"
     probe expect-ok "^plain-listed\$" "PLAIN over SASL_SSL: $SCRAM_USER lists topics" \
         list_topics plain-listed "$topic" "$sasl" "$tmp/plain.properties"
     probe expect-fail 'Authentication failed|SaslAuthenticationException' \
-        "a wrong password is refused (SCRAM-SHA-512)" \
-        kafka_tool $tc --bootstrap-server "$sasl" --command-config "$tmp/wrong.properties" --list
-    probe expect-fail 'SSL handshake failed|SSLHandshakeException|PKIX' \
-        "SASL_SSL with the untrusted CA fails certificate verification" \
-        kafka_tool $tc --bootstrap-server "$sasl" --command-config "$tmp/untrusted.properties" --list
+        "a wrong password is refused (SCRAM-SHA-512)" topics_as "$sasl" wrong --list
+    probe expect-fail "$handshake" "SASL_SSL with the untrusted CA fails certificate verification" \
+        topics_as "$sasl" untrusted --list
     probe expect-ok '' "mTLS: User:$MTLS_PRINCIPAL (a super user, so the DN was mapped) produces to $topic" \
-        sh_stdin "$marker-mtls" kafka_tool $producer --bootstrap-server "$mtls" \
-        --command-config "$tmp/mtls.properties" --topic "$topic"
-    probe expect-fail 'SSL handshake failed|SSLHandshakeException|PKIX' \
-        "mTLS with the untrusted CA fails certificate verification" \
-        kafka_tool $tc --bootstrap-server "$mtls" --command-config "$tmp/mtls-untrusted.properties" --list
-    probe expect-fail 'TopicAuthorizationException|ClusterAuthorizationException|not authorized|Authorization failed' \
+        produce_as "$mtls" mtls "$topic" "$marker-mtls"
+    probe expect-fail "$handshake" "mTLS with the untrusted CA fails certificate verification" \
+        topics_as "$mtls" mtls-untrusted --list
+    probe expect-fail 'TopicAuthorizationException|ClusterAuthorizationException|not authorized' \
         "$LIMITED_USER cannot create a topic" \
-        kafka_tool $tc --bootstrap-server "$sasl" --command-config "$tmp/limited.properties" \
-        --create --topic "$denied" --partitions 1
+        topics_as "$sasl" limited --create --topic "$denied" --partitions 1
     probe expect-ok '' "$LIMITED_USER produces to the existing topic $topic" \
-        sh_stdin "$marker-limited" kafka_tool $producer --bootstrap-server "$sasl" \
-        --command-config "$tmp/limited.properties" --topic "$topic"
+        produce_as "$sasl" limited "$topic" "$marker-limited"
     probe expect-ok "$marker-limited" "$LIMITED_USER consumes $topic in a group (and sees all three records)" \
         consume_all "$marker" "$sasl" "$tmp/limited.properties" "$topic"
     # (the console producer logs the failed send, and exits 0)
     probe expect-output 'TopicAuthorizationException' \
         "$LIMITED_USER cannot have a topic auto-created by producing to it" \
-        sh_stdin "$marker-denied" kafka_tool $producer --bootstrap-server "$sasl" \
-        --command-config "$tmp/limited.properties" --topic "$denied"
+        produce_as "$sasl" limited "$denied" "$marker-denied"
     probe expect-ok "^absent\$" "... and $denied does not exist" \
         list_topics absent-check "$denied" "$BOOTSTRAP" ''
 
@@ -1064,26 +1070,24 @@ cmd_selftest() {
         kcat_conf mtls-p12 security.protocol=SSL "$ca" "ssl.keystore.location=$TLS_DIR/client.p12" \
             "ssl.keystore.password=$(cat "$STORE_PASSWORD_FILE")"
         kcat_conf mtls-none security.protocol=SSL "$ca"
+        # kcat_as CONF BOOTSTRAP: metadata with $tmp/CONF.conf, waiting 4 s at most
+        kcat_as() { kcat -F "$tmp/$1.conf" -b "$2" -L -m 4; }
         # librdkafka before 2.6.1 repeats the client nonce in SCRAM's final message, which Kafka 4
         # refuses as invalid credentials (fixed by confluentinc/librdkafka#4895)
         if [[ $(printf '%s\n' "${rdkafka:-0}" 2.6.1 | sort -V | head -n 1) == 2.6.1 ]]; then
             probe expect-ok "broker 1 at" "SCRAM-SHA-256 over SASL_SSL (CA PEM, hostname verified)" \
-                kcat -F "$tmp/scram256.conf" -b "$sasl" -L -m 10
+                kcat_as scram256 "$sasl"
         else
             echo "skip SCRAM: librdkafka ${rdkafka:-?} < 2.6.1 cannot log in with SCRAM to Kafka 4"
         fi
-        probe expect-ok "broker 1 at" "PLAIN over SASL_SSL (CA PEM, hostname verified)" \
-            kcat -F "$tmp/plain.conf" -b "$sasl" -L -m 10
-        probe expect-fail "Authentication failed|SASL authentication error" "a wrong password is refused (PLAIN)" \
-            kcat -F "$tmp/wrong.conf" -b "$sasl" -L -m 3
+        probe expect-ok "broker 1 at" "PLAIN over SASL_SSL (CA PEM, hostname verified)" kcat_as plain "$sasl"
+        probe expect-fail "Authentication failed|SASL authentication error" \
+            "a wrong password is refused (PLAIN)" kcat_as wrong "$sasl"
         probe expect-fail "certificate verify failed" "the untrusted CA fails certificate verification" \
-            kcat -F "$tmp/untrusted.conf" -b "$sasl" -L -m 3
-        probe expect-ok "broker 1 at" "mTLS with the client's PEM certificate and key" \
-            kcat -F "$tmp/mtls-pem.conf" -b "$mtls" -L -m 10
-        probe expect-ok "broker 1 at" "mTLS with the client's PKCS#12 key store" \
-            kcat -F "$tmp/mtls-p12.conf" -b "$mtls" -L -m 10
-        probe expect-fail "" "mTLS without a client certificate is refused" \
-            kcat -F "$tmp/mtls-none.conf" -b "$mtls" -L -m 3
+            kcat_as untrusted "$sasl"
+        probe expect-ok "broker 1 at" "mTLS with the client's PEM certificate and key" kcat_as mtls-pem "$mtls"
+        probe expect-ok "broker 1 at" "mTLS with the client's PKCS#12 key store" kcat_as mtls-p12 "$mtls"
+        probe expect-fail "" "mTLS without a client certificate is refused" kcat_as mtls-none "$mtls"
     else
         echo "# kcat not installed: its probes skipped"
     fi
@@ -1107,13 +1111,6 @@ selftest_cleanup() {
     rm -rf "$1"
     TOOL_TIMEOUT=60 kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" \
         --delete --if-exists --topic "$2" >/dev/null 2>&1 || say "could not delete topic $2"
-}
-
-# sh_stdin TEXT COMMAND...: runs COMMAND with TEXT (and a newline) as its standard input.
-sh_stdin() {
-    local text=$1
-    shift
-    "$@" <<<"$text"
 }
 
 # list_topics LABEL TOPIC BOOTSTRAP PROPS: prints LABEL if TOPIC is listed, "absent" if not.
@@ -1161,9 +1158,11 @@ voters), plaintext; state in \$KAFKA_HOME_DIR/cluster/node-N/{data,logs,run}.
   logs N [LINES|-f]  the end of node N's broker log, or follow it
   reset              stop, and wipe \$KAFKA_HOME_DIR/cluster
 Ports: node N's client port is \$KAFKA_CLUSTER_PORT + N - 1 (default 19092..19094), its
-controller port \$KAFKA_CLUSTER_CONTROLLER_PORT + N - 1 (default 19192..19194). Heap of each
-node: \$KAFKA_CLUSTER_HEAP_OPTS (default "-Xms128m -Xmx512m"). Replication factor 3 for new
-and internal topics, min.insync.replicas=2, broker.session.timeout.ms Kafka's default (9 s).
+controller port \$KAFKA_CLUSTER_CONTROLLER_PORT + N - 1 (default \$KAFKA_CLUSTER_PORT + 3,
+so 19095..19097). Heap of each node: \$KAFKA_CLUSTER_HEAP_OPTS (default "-Xms128m -Xmx512m").
+Replication factor 3 for new and internal topics (6 partitions for __consumer_offsets),
+min.insync.replicas=2, broker.session.timeout.ms Kafka's default (9 s). Now: nodes
+$(cluster_bootstrap), controllers on $KAFKA_CLUSTER_CONTROLLER_PORT..$((KAFKA_CLUSTER_CONTROLLER_PORT + CLUSTER_SIZE - 1)).
 EOF
 }
 
@@ -1287,32 +1286,50 @@ cluster_start_node() {
     say "node $1 is back: $BOOTSTRAP answers metadata listing it (after $(elapsed "$t0") s)"
 }
 
-# leader-of TOPIC PARTITION, from the metadata of any node that answers.
-cluster_leader_of() {
-    local topic=$1 partition=$2 leader=''
-    [[ $partition =~ ^[0-9]+$ ]] || die "leader-of: a partition number is needed, not '$partition'"
+# partition_leaders TOPIC: "PARTITION LEADER" lines for TOPIC, from the metadata of any node of
+# the cluster that answers (leader -1: none). Nothing if the topic does not exist.
+partition_leaders() {
     if command -v kcat >/dev/null; then
-        leader=$(timeout 15 kcat -b "$(cluster_bootstrap)" -L -t "$topic" -m 5 2>/dev/null |
-            sed -n "s/^ *partition $partition, leader \(-\{0,1\}[0-9]*\),.*/\1/p") || true
+        { timeout 15 kcat -b "$(cluster_bootstrap)" -L -t "$1" -m 5 2>/dev/null || true; } |
+            sed -n 's/^ *partition \([0-9]*\), leader \(-\{0,1\}[0-9]*\),.*/\1 \2/p'
     else
-        leader=$(TOOL_TIMEOUT=60 kafka_tool org.apache.kafka.tools.TopicCommand \
-            --bootstrap-server "$(cluster_bootstrap)" --describe --topic "$topic" 2>/dev/null |
-            sed -n "s/.*Partition: ${partition}[[:space:]]*Leader: \(-\{0,1\}[0-9]*\).*/\1/p") || true
+        { TOOL_TIMEOUT=60 kafka_tool org.apache.kafka.tools.TopicCommand \
+            --bootstrap-server "$(cluster_bootstrap)" --describe --topic "$1" 2>/dev/null || true; } |
+            sed -n 's/.*Partition: \([0-9]*\)[[:space:]]*Leader: \(-\{0,1\}[0-9]*\).*/\1 \2/p'
     fi
+}
+
+# leader_of TOPIC PARTITION: prints the leader's node id, or dies.
+leader_of() {
+    local topic=$1 partition=$2 leader
+    leader=$(partition_leaders "$topic" | awk -v p="$partition" '$1 == p { print $2 }')
     [[ -n $leader ]] || die "no partition $partition of topic '$topic' in the cluster's metadata"
     [[ $leader != -1 ]] || die "partition $partition of '$topic' has no leader now"
     echo "$leader"
 }
 
-# coordinator-of GROUP, as FindCoordinator answers it (ConsumerGroupCommand --describe --state).
-cluster_coordinator_of() {
-    local group=$1 out id
-    out=$(TOOL_TIMEOUT=60 kafka_tool org.apache.kafka.tools.consumer.group.ConsumerGroupCommand \
-        --bootstrap-server "$(cluster_bootstrap)" --describe --group "$group" --state \
-        --timeout 20000 2>&1) || true
-    id=$(sed -n 's/.* 127\.0\.0\.1:[0-9]* *(\([0-9]*\)) .*/\1/p' <<<"$out" | head -n 1)
-    [[ -n $id ]] || { printf '%s\n' "$out" >&2; die "no coordinator found for group '$group'"; }
-    echo "$id"
+# java_string_hash STRING: Java's String.hashCode() (over UTF-16 code units), a signed 32-bit int.
+java_string_hash() {
+    local h=0 unit
+    for unit in $(printf '%s' "$1" | iconv -f UTF-8 -t UTF-16BE | od -An -v -tu2 --endian=big); do
+        h=$(((h * 31 + unit) & 0xFFFFFFFF))
+    done
+    ((h < 2 ** 31)) || h=$((h - 2 ** 32))
+    echo "$h"
+}
+
+# coordinator-of GROUP: the leader of the partition of __consumer_offsets that holds GROUP,
+# abs(GROUP.hashCode()) % its partition count (Kafka's GroupCoordinatorService.partitionFor):
+# what FindCoordinator answers, for groups that exist or not, without a JVM.
+coordinator_of() {
+    local group=$1 leaders count hash partition
+    leaders=$(partition_leaders __consumer_offsets)
+    count=$(grep -c . <<<"$leaders" || true)
+    ((count > 0)) || die "__consumer_offsets does not exist yet (no group has used the cluster)"
+    hash=$(java_string_hash "$group")
+    if ((hash == -2 ** 31)); then hash=0; fi # Kafka's Utils.abs
+    partition=$(((hash < 0 ? -hash : hash) % count))
+    leader_of __consumer_offsets "$partition"
 }
 
 cmd_cluster() {
@@ -1328,11 +1345,12 @@ cmd_cluster() {
     restart-node) need_node "${1:-}" && select_broker "$1" && stop_selected && cluster_start_node "$1" ;;
     leader-of)
         (($# == 2)) || { cluster_usage >&2; exit 2; }
-        cluster_leader_of "$1" "$2"
+        [[ $2 =~ ^[0-9]+$ ]] || die "leader-of: a partition number is needed, not '$2'"
+        leader_of "$1" "$2"
         ;;
     coordinator-of)
         (($# == 1)) || { cluster_usage >&2; exit 2; }
-        cluster_coordinator_of "$1"
+        coordinator_of "$1"
         ;;
     logs) need_node "${1:-}" && select_broker "$1" && shift && cmd_logs "$@" ;;
     reset)

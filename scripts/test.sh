@@ -5,8 +5,11 @@
 # 2. scripts/kafka.sh install     Kafka jars via Maven (no-op when cached in .kafka/)
 # 3. scripts/kafka.sh start       a real broker on 127.0.0.1:${KAFKA_PORT:-9092} (no-op if running;
 #                                 a broker already answering there from elsewhere is reused)
-# 4. FAUST_RS_TEST_BROKER=127.0.0.1:$KAFKA_PORT cargo test "$@"   (the run, after the build, is
-#                                 limited to FAUST_RS_TEST_TIMEOUT, default 20m)
+# 4. FAUST_RS_TEST_BROKER=127.0.0.1:$KAFKA_PORT and the FAUST_RS_TEST_* variables of
+#    `scripts/kafka.sh clients-env` (its secured listeners: SASL_SSL, mTLS, CA, users, client
+#    certificate) are exported, then: cargo test "$@"   (the run, after the build, is limited to
+#    FAUST_RS_TEST_TIMEOUT, default 20m). A broker not started from this checkout gets
+#    FAUST_RS_TEST_BROKER only: its secured listeners, if any, are unknown.
 #
 # Exits with cargo's status. With CI=true a broker that this script started is stopped at the
 # end; otherwise it is left running so that the next run starts in no time.
@@ -22,10 +25,12 @@ scripts/deps.sh
 scripts/kafka.sh install
 
 started_here=0
+ours=1 # the broker is this checkout's
 status=0
 scripts/kafka.sh status >/dev/null 2>&1 || status=$?
 if ((status == 3)) && scripts/kafka.sh ping; then
     say "a broker not started from this checkout answers on 127.0.0.1:$KAFKA_PORT; using it"
+    ours=0
 else
     ((status == 3)) && started_here=1
     scripts/kafka.sh start
@@ -42,6 +47,15 @@ finish() {
 trap finish EXIT
 
 export FAUST_RS_TEST_BROKER=127.0.0.1:$KAFKA_PORT
+if ((ours)); then
+    # our broker: how to reach its secured listeners (KEY=value lines, paths absolute)
+    clients_env=$(scripts/kafka.sh clients-env)
+    while IFS='=' read -r key value; do
+        [[ $key =~ ^FAUST_RS_TEST_[A-Z0-9_]+$ ]] || { say "unexpected line from kafka.sh clients-env: $key"; exit 1; }
+        export "$key=$value"
+    done <<<"$clients_env"
+    say "secured listeners: SASL_SSL $FAUST_RS_TEST_SASL_SSL, mTLS $FAUST_RS_TEST_MTLS (FAUST_RS_TEST_* exported)"
+fi
 say "FAUST_RS_TEST_BROKER=$FAUST_RS_TEST_BROKER cargo test $*"
 # Build first, without a deadline (a cold build compiles OpenSSL and librdkafka); then run the
 # tests under one, so that a test that hangs fails the run with its name on screen (cargo test

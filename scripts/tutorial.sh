@@ -43,7 +43,7 @@ Environment:
   FAUST_RS_BASE_PORT      first web port (default 6066)
   FAUST_RS_RUN_DIR        run folder (default: .faust-rs/tutorial/<app id> in the repository)
   FAUST_RS_STOP_TIMEOUT   seconds to wait for the workers to exit after TERM (default 40)
-  KAFKA_PORT, KAFKA_CONTROLLER_PORT, KAFKA_HOME_DIR
+  KAFKA_PORT, KAFKA_CONTROLLER_PORT, KAFKA_SASL_SSL_PORT, KAFKA_MTLS_PORT, KAFKA_HOME_DIR
                           passed to scripts/kafka.sh (its broker's ports and state folder);
                           the app's `broker` must name 127.0.0.1:$KAFKA_PORT (or localhost)
   NO_COLOR                set and non-empty: no colours
