@@ -120,10 +120,12 @@ fn start(scratch: &Scratch, app: &Path, access: &Access) -> Worker {
     Worker::start_with_env(scratch, app, &[], &access.env)
 }
 
-/// Runs `faust-rs -A app ARGS` to its end with `access`'s environment.
+/// Runs `faust-rs -A app ARGS` to its end with `access`'s environment, in the app's folder (a
+/// worker's data directory goes there).
 fn run(app: &Path, access: &Access, args: &[&str]) -> (Output, Duration) {
     let started = Instant::now();
     let output = Command::new(common::binary())
+        .current_dir(app.parent().expect("the app is in a scratch folder"))
         .arg("-A")
         .arg(app)
         .args(args)
