@@ -4,6 +4,7 @@
 #   java 17+        (runs the Kafka broker; Debian openjdk-17-jre-headless if missing)
 #   mvn             (fetches the broker's jars; Debian maven if missing)
 #   gcc, g++, make  (rdkafka-sys builds librdkafka from source)
+#   cmake           (librdkafka is built with CMake: its own configure misses the static libcurl)
 #   perl            (openssl-src builds OpenSSL from source, to be linked statically)
 #   cargo           (checked only; install Rust with rustup)
 # Missing Debian packages are installed with apt-get (one `apt-get update` first), which
@@ -30,6 +31,7 @@ command -v mvn >/dev/null || missing+=(maven)
 command -v gcc >/dev/null || missing+=(gcc)
 command -v g++ >/dev/null || missing+=(g++)
 command -v make >/dev/null || missing+=(make)
+command -v cmake >/dev/null || missing+=(cmake)
 command -v perl >/dev/null || missing+=(perl)
 
 if ((${#missing[@]})); then
