@@ -53,7 +53,10 @@ pub(super) fn check(report: &mut Report<'_>, section: &KafkaSection) -> BTreeMap
         } else if needs_gssapi(name, text) {
             report.error(
                 value.span(),
-                format!("`{name}` needs GSSAPI (Kerberos), which this binary was built without"),
+                format!(
+                    "`{name}` needs GSSAPI (Kerberos), which this binary was built without \
+                     (build faust-rs with `--features gssapi`)"
+                ),
             );
         } else if let Err(refusal) = librdkafka_accepts(name, text) {
             let (span, why) = match refusal {
@@ -68,11 +71,14 @@ pub(super) fn check(report: &mut Report<'_>, section: &KafkaSection) -> BTreeMap
     kafka
 }
 
-/// Whether `name = value` asks for GSSAPI (Kerberos), which this binary does not have.
-/// librdkafka cannot say so itself here: built with CMake (for OIDC) but without Cyrus SASL, it
-/// accepts the `sasl.kerberos.*` properties (it tests `#ifdef WITH_SASL_CYRUS`, which its CMake
-/// build defines as 0) and refuses `sasl.mechanism=GSSAPI` only when a client is created.
+/// Whether `name = value` asks for GSSAPI (Kerberos) in a binary built without it. librdkafka
+/// cannot say so itself here: built with CMake (for OIDC) but without Cyrus SASL, it accepts
+/// the `sasl.kerberos.*` properties (it tests `#ifdef WITH_SASL_CYRUS`, which its CMake build
+/// defines as 0) and refuses `sasl.mechanism=GSSAPI` only when a client is created.
 fn needs_gssapi(name: &str, value: &str) -> bool {
+    if cfg!(feature = "gssapi") {
+        return false;
+    }
     name.starts_with("sasl.kerberos.")
         || (matches!(name, "sasl.mechanism" | "sasl.mechanisms")
             && value.trim().eq_ignore_ascii_case("GSSAPI"))
@@ -141,10 +147,11 @@ mod tests {
     }
 
     #[test]
-    fn gssapi_is_refused() {
-        assert!(needs_gssapi("sasl.mechanism", "GSSAPI"));
-        assert!(needs_gssapi("sasl.mechanisms", "GSSAPI"));
-        assert!(needs_gssapi("sasl.kerberos.keytab", "/k"));
+    fn gssapi_is_refused_unless_built_in() {
+        let built_in = cfg!(feature = "gssapi");
+        assert_eq!(needs_gssapi("sasl.mechanism", "GSSAPI"), !built_in);
+        assert_eq!(needs_gssapi("sasl.mechanisms", "GSSAPI"), !built_in);
+        assert_eq!(needs_gssapi("sasl.kerberos.keytab", "/k"), !built_in);
         assert!(!needs_gssapi("sasl.mechanism", "OAUTHBEARER"));
         assert!(!needs_gssapi("sasl.username", "GSSAPI"));
     }
