@@ -69,6 +69,19 @@ impl ClientSettings {
         config
             .set("bootstrap.servers", &self.bootstrap)
             .set("client.id", &self.client_id);
+        // The static OpenSSL's own CA directory is the one it was built for (/usr/local/ssl),
+        // which distributions leave empty. For brokers librdkafka then probes the usual places
+        // (/etc/ssl/certs/ca-certificates.crt, ...) by itself; for HTTPS (the OIDC token
+        // endpoint) it does not, and an identity provider's certificate would not verify. So
+        // probe there too, unless the app names its CAs (`https.ca.location` or `https.ca.pem`,
+        // which librdkafka will not take together).
+        if !self
+            .overrides
+            .iter()
+            .any(|(key, _)| key == "https.ca.location" || key == "https.ca.pem")
+        {
+            config.set("https.ca.location", "probe");
+        }
         config
     }
 
@@ -267,6 +280,17 @@ mod tests {
         ] {
             assert_eq!(config.get(key), None, "{key} must not be set");
         }
+    }
+
+    #[test]
+    fn https_cas_are_probed_unless_the_app_names_them() {
+        let config = settings(&[]).producer();
+        assert_eq!(config.get("https.ca.location"), Some("probe"));
+        let own = settings(&[("https.ca.location", "/etc/idp-ca.pem")]).admin();
+        assert_eq!(own.get("https.ca.location"), Some("/etc/idp-ca.pem"));
+        let pem = settings(&[("https.ca.pem", "-----BEGIN CERTIFICATE-----")])
+            .consumer(&group(GroupProtocol::Classic));
+        assert_eq!(pem.get("https.ca.location"), None);
     }
 
     #[test]

@@ -159,6 +159,7 @@ mod tests {
     #[test]
     fn oidc_is_built_in() {
         assert!(librdkafka_accepts("sasl.oauthbearer.method", "oidc").is_ok());
+        assert!(librdkafka_accepts("https.ca.location", "probe").is_ok());
     }
 
     #[test]
