@@ -6,6 +6,7 @@
 #   openssl         (the test client's PEM private key, from its PKCS#12 key store)
 #   mvn             (fetches the broker's jars; Debian maven if missing)
 #   gcc, g++, make  (rdkafka-sys builds librdkafka from source)
+#   cmake           (librdkafka is built with CMake: its own configure misses the static libcurl)
 #   perl            (openssl-src builds OpenSSL from source, to be linked statically)
 #   cargo           (checked only; install Rust with rustup)
 # Missing Debian packages are installed with apt-get (one `apt-get update` first), which
@@ -33,6 +34,7 @@ command -v openssl >/dev/null || missing+=(openssl)
 command -v gcc >/dev/null || missing+=(gcc)
 command -v g++ >/dev/null || missing+=(g++)
 command -v make >/dev/null || missing+=(make)
+command -v cmake >/dev/null || missing+=(cmake)
 command -v perl >/dev/null || missing+=(perl)
 
 if ((${#missing[@]})); then

@@ -71,6 +71,19 @@ impl ClientSettings {
         config
             .set("bootstrap.servers", &self.bootstrap)
             .set("client.id", &self.client_id);
+        // The static OpenSSL's own CA directory is the one it was built for (/usr/local/ssl),
+        // which distributions leave empty. For brokers librdkafka then probes the usual places
+        // (/etc/ssl/certs/ca-certificates.crt, ...) by itself; for HTTPS (the OIDC token
+        // endpoint) it does not, and an identity provider's certificate would not verify. So
+        // probe there too, unless the app names its CAs (`https.ca.location` or `https.ca.pem`,
+        // which librdkafka will not take together).
+        if !self
+            .overrides
+            .iter()
+            .any(|(key, _)| key == "https.ca.location" || key == "https.ca.pem")
+        {
+            config.set("https.ca.location", "probe");
+        }
         config
     }
 
@@ -146,7 +159,23 @@ pub fn librdkafka_build() -> (String, String) {
         .create_native_config()
         .and_then(|config| config.get("builtin.features"))
         .unwrap_or_else(|e| format!("unknown ({e})"));
-    (version, features)
+    (version, without_phantom_gssapi(features))
+}
+
+/// `features` without `sasl_gssapi` unless this binary has GSSAPI (`--features gssapi`).
+/// librdkafka built with CMake (as it is here, for OIDC) but without Cyrus SASL still lists
+/// `sasl_gssapi`: it tests `#ifdef WITH_SASL_CYRUS`, which its CMake build defines as 0. The
+/// mechanism itself is missing all the same (`sasl.mechanism=GSSAPI` fails when a client is
+/// created: "No provider for SASL mechanism GSSAPI").
+fn without_phantom_gssapi(features: String) -> String {
+    if cfg!(feature = "gssapi") {
+        return features;
+    }
+    features
+        .split(',')
+        .filter(|feature| *feature != "sasl_gssapi")
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn millis(duration: Duration) -> String {
@@ -182,7 +211,7 @@ mod tests {
     }
 
     #[test]
-    fn the_binary_speaks_tls_sasl_and_every_codec() {
+    fn the_binary_speaks_tls_sasl_oidc_and_every_codec() {
         let (version, features) = librdkafka_build();
         assert!(version.starts_with("2."), "{version}");
         let features: Vec<&str> = features.split(',').collect();
@@ -195,8 +224,37 @@ mod tests {
             "sasl_oauthbearer",
             "zstd",
             "lz4",
+            // libcurl (static): the OIDC client-credentials token request.
+            "http",
+            "oidc",
         ] {
             assert!(features.contains(&wanted), "{wanted} missing: {features:?}");
+        }
+        assert_eq!(
+            features.contains(&"sasl_gssapi"),
+            cfg!(feature = "gssapi"),
+            "sasl_gssapi listed iff built with --features gssapi: {features:?}"
+        );
+    }
+
+    #[test]
+    fn gssapi_is_there_exactly_when_built_in() {
+        // What `without_phantom_gssapi` relies on: without the feature, librdkafka lists
+        // sasl_gssapi but has no provider for it. No brokers are named: nothing is contacted;
+        // relogin 0 keeps librdkafka from running `kinit`.
+        let created = ClientConfig::new()
+            .set("security.protocol", "SASL_PLAINTEXT")
+            .set("sasl.mechanism", "GSSAPI")
+            .set("sasl.kerberos.min.time.before.relogin", "0")
+            .create::<rdkafka::producer::BaseProducer>();
+        if cfg!(feature = "gssapi") {
+            assert!(created.is_ok(), "{:?}", created.err());
+        } else {
+            let error = created.err().expect("no GSSAPI provider").to_string();
+            assert!(
+                error.contains("No provider for SASL mechanism GSSAPI"),
+                "{error}"
+            );
         }
     }
 
@@ -226,6 +284,17 @@ mod tests {
         ] {
             assert_eq!(config.get(key), None, "{key} must not be set");
         }
+    }
+
+    #[test]
+    fn https_cas_are_probed_unless_the_app_names_them() {
+        let config = settings(&[]).producer();
+        assert_eq!(config.get("https.ca.location"), Some("probe"));
+        let own = settings(&[("https.ca.location", "/etc/idp-ca.pem")]).admin();
+        assert_eq!(own.get("https.ca.location"), Some("/etc/idp-ca.pem"));
+        let pem = settings(&[("https.ca.pem", "-----BEGIN CERTIFICATE-----")])
+            .consumer(&group(GroupProtocol::Classic));
+        assert_eq!(pem.get("https.ca.location"), None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `[kafka]`: librdkafka properties passed through, except those faust-rs sets itself.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use toml::Spanned;
 
 use super::super::diagnostics::Report;
 use super::super::schema::{KafkaSection, KafkaValue};
@@ -43,49 +44,68 @@ const MANAGED_KAFKA_KEYS: &[(&str, &str)] = &[
 /// The table as strings, without (and reporting) the managed keys, values that cannot be read
 /// from where they are said to come from, and any property librdkafka itself refuses.
 pub(super) fn check(report: &mut Report<'_>, section: &KafkaSection) -> Properties {
-    let mut kafka = BTreeMap::new();
-    for (key, value) in section {
-        let name: &str = key.get_ref();
-        if let Some((_, instead)) = MANAGED_KAFKA_KEYS.iter().find(|(k, _)| *k == name) {
-            report.error(
-                key.span(),
-                format!("`{name}` is managed by faust-rs: {instead}"),
-            );
-            continue;
-        }
-        let text = match read(report.path, name, value.get_ref()) {
-            Ok(text) => text,
-            Err(why) => {
-                report.error(value.span(), why);
-                continue;
-            }
-        };
-        if is_secret(name) && matches!(value.get_ref(), KafkaValue::Written(_)) {
-            report.warn(
-                value.span(),
-                format!(
-                    "`{name}` is written in the app file: read it from the environment \
-                     ({{ env = \"VARIABLE\" }}) or a file ({{ file = \"PATH\" }}) so the app \
-                     file can be shared without it"
-                ),
-            );
-        }
-        match librdkafka_accepts(name, &text) {
-            Ok(()) => {
-                kafka.insert(name.to_owned(), text);
-            }
-            Err(refusal) => {
-                let hide = is_secret(name) || !matches!(value.get_ref(), KafkaValue::Written(_));
-                let (span, why) = match refusal {
-                    Refusal::UnknownKey(why) => (key.span(), why),
-                    Refusal::BadValue(why) => (value.span(), why),
-                };
-                let why = if hide { redact(&text, why) } else { why };
-                report.error(span, format!("librdkafka refuses `{name}`: {why}"));
-            }
-        }
+    let properties = section
+        .iter()
+        .filter_map(|(key, value)| {
+            let text = property(report, key, value)?;
+            Some((key.get_ref().clone(), text))
+        })
+        .collect();
+    Properties::new(properties)
+}
+
+/// One property's value, or `None` after reporting why it cannot be used.
+fn property(
+    report: &mut Report<'_>,
+    key: &Spanned<String>,
+    value: &Spanned<KafkaValue>,
+) -> Option<String> {
+    let name: &str = key.get_ref();
+    if let Some((_, instead)) = MANAGED_KAFKA_KEYS.iter().find(|(k, _)| *k == name) {
+        report.error(
+            key.span(),
+            format!("`{name}` is managed by faust-rs: {instead}"),
+        );
+        return None;
     }
-    Properties::new(kafka)
+    let text = read(report.path, name, value.get_ref())
+        .map_err(|why| report.error(value.span(), why))
+        .ok()?;
+    let written = matches!(value.get_ref(), KafkaValue::Written(_));
+    if is_secret(name) && written {
+        report.warn(
+            value.span(),
+            format!(
+                "`{name}` is written in the app file: read it from the environment \
+                 ({{ env = \"VARIABLE\" }}) or a file ({{ file = \"PATH\" }}) so the app \
+                 file can be shared without it"
+            ),
+        );
+    }
+    if needs_gssapi(name, &text) {
+        report.error(
+            value.span(),
+            format!(
+                "`{name}` needs GSSAPI (Kerberos), which this binary was built without \
+                 (build faust-rs with `--features gssapi`)"
+            ),
+        );
+        return None;
+    }
+    if let Err(refusal) = librdkafka_accepts(name, &text) {
+        let (span, why) = match refusal {
+            Refusal::UnknownKey(why) => (key.span(), why),
+            Refusal::BadValue(why) => (value.span(), why),
+        };
+        let why = if is_secret(name) || !written {
+            redact(&text, why)
+        } else {
+            why
+        };
+        report.error(span, format!("librdkafka refuses `{name}`: {why}"));
+        return None;
+    }
+    Some(text)
 }
 
 /// The value of property `name`: as written, or read from the environment or a file (relative
@@ -128,6 +148,19 @@ fn read(app_file: &Path, name: &str, value: &KafkaValue) -> Result<String, Strin
             Ok(text.to_owned())
         }
     }
+}
+
+/// Whether `name = value` asks for GSSAPI (Kerberos) in a binary built without it. librdkafka
+/// cannot say so itself here: built with CMake (for OIDC) but without Cyrus SASL, it accepts
+/// the `sasl.kerberos.*` properties (it tests `#ifdef WITH_SASL_CYRUS`, which its CMake build
+/// defines as 0) and refuses `sasl.mechanism=GSSAPI` only when a client is created.
+fn needs_gssapi(name: &str, value: &str) -> bool {
+    if cfg!(feature = "gssapi") {
+        return false;
+    }
+    name.starts_with("sasl.kerberos.")
+        || (matches!(name, "sasl.mechanism" | "sasl.mechanisms")
+            && value.trim().eq_ignore_ascii_case("GSSAPI"))
 }
 
 /// Why librdkafka refused a property, in its words (which may name an alias of the key).
@@ -185,6 +218,22 @@ mod tests {
         };
         // librdkafka names the property by its alias here; the loader names the user's key.
         assert!(why.contains("Invalid value"), "{why}");
+    }
+
+    #[test]
+    fn gssapi_is_refused_unless_built_in() {
+        let built_in = cfg!(feature = "gssapi");
+        assert_eq!(needs_gssapi("sasl.mechanism", "GSSAPI"), !built_in);
+        assert_eq!(needs_gssapi("sasl.mechanisms", "GSSAPI"), !built_in);
+        assert_eq!(needs_gssapi("sasl.kerberos.keytab", "/k"), !built_in);
+        assert!(!needs_gssapi("sasl.mechanism", "OAUTHBEARER"));
+        assert!(!needs_gssapi("sasl.username", "GSSAPI"));
+    }
+
+    #[test]
+    fn oidc_is_built_in() {
+        assert!(librdkafka_accepts("sasl.oauthbearer.method", "oidc").is_ok());
+        assert!(librdkafka_accepts("https.ca.location", "probe").is_ok());
     }
 
     #[test]
