@@ -22,7 +22,8 @@
 #
 # Environment: FAUST_RS (the binary, default target/release/faust-rs, rebuilt first),
 # FAUST_RS_BASE_PORT (first web port, default 7300), KAFKA_CLUSTER_PORT (see scripts/kafka.sh),
-# BROKER_FAULTS_KEEP=1 (keep the workers' logs and output; the folder is named at the end).
+# BROKER_FAULTS_KEEP=1 (keep the workers' logs and output; the folder is named at the end),
+# BROKER_FAULTS_SESSION_TIMEOUT (the app's `session_timeout` in seconds, default faust-rs's 6).
 # The cluster is started if needed and left running (`scripts/kafka.sh cluster stop`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -52,6 +53,7 @@ id = "$id"
 broker = "kafka://$bootstrap"
 value_serializer = "raw"
 topic_replication_factor = 3
+session_timeout = ${BROKER_FAULTS_SESSION_TIMEOUT:-6}
 
 [[agents]]
 name = "say"
