@@ -24,7 +24,8 @@ pub struct TermProducer {
 /// Why a leader action's records were not committed.
 #[derive(Debug)]
 pub enum TermSendError {
-    /// A newer leader fenced this producer: the term is over.
+    /// A newer leader fenced this producer, or its transaction cannot be settled: the term is
+    /// over.
     Fenced(String),
     /// Anything else (encoding, a broker error): this action failed, the term goes on.
     Failed(String),
@@ -33,7 +34,7 @@ pub enum TermSendError {
 impl std::fmt::Display for TermSendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            TermSendError::Fenced(e) => write!(f, "fenced by a newer leader: {e}"),
+            TermSendError::Fenced(e) => write!(f, "the term's producer is done for: {e}"),
             TermSendError::Failed(e) => f.write_str(e),
         }
     }
@@ -116,23 +117,63 @@ impl TermProducer {
                 break;
             }
         }
-        let result = tokio::task::spawn_blocking(move || {
-            let result = match failure {
-                None => producer
-                    .commit_transaction(TRANSACTION_CALL_TIMEOUT)
-                    .map_err(|e| classify("commit", e)),
-                Some(failure) => Err(failure),
-            };
-            if let Err(TermSendError::Failed(_)) = &result {
-                // Leave the producer ready for the next action (a fenced one is done for).
-                let _ = producer.abort_transaction(TRANSACTION_CALL_TIMEOUT);
-            }
-            result
+        let result = tokio::task::spawn_blocking(move || match failure {
+            None => commit(&producer),
+            Some(failure) => abort(&producer).and(Err(failure)),
         })
         .await
         .map_err(|e| TermSendError::Failed(format!("transaction task: {e}")))?;
         result.map(|()| records.len())
     }
+}
+
+/// How many times a transaction's commit or abort is resumed after a call timed out: while a
+/// broker the transaction involves is being replaced (about 10 s), one call can time out.
+const SETTLE_ATTEMPTS: usize = 3;
+
+/// Commits the open transaction. A commit that timed out is resumed (librdkafka refuses any
+/// other transactional call until it ends: a new `begin_transaction` would fail for good with
+/// "Conflicting commit_transaction API call is already in progress"); one the broker refused
+/// is aborted. A transaction that cannot be settled leaves the producer unusable, which ends
+/// the term like fencing does: the next term's `init_transactions` aborts it.
+fn commit(producer: &KafkaProducer) -> Result<(), TermSendError> {
+    for _ in 0..SETTLE_ATTEMPTS {
+        match producer.commit_transaction(TRANSACTION_CALL_TIMEOUT) {
+            Ok(()) => return Ok(()),
+            Err(KafkaError::Transaction(e)) if e.txn_requires_abort() => {
+                let refused = TermSendError::Failed(format!("commit: {e}"));
+                return abort(producer).and(Err(refused));
+            }
+            Err(KafkaError::Transaction(e)) if e.is_retriable() => {
+                tracing::debug!("the leader's commit did not end in time ({e}); resuming it");
+            }
+            Err(e) => return Err(classify("commit", e)),
+        }
+    }
+    Err(stuck("commit"))
+}
+
+/// Aborts the open transaction, resuming an abort that timed out; `Err` only when the
+/// producer is done for (see [`commit`]).
+fn abort(producer: &KafkaProducer) -> Result<(), TermSendError> {
+    for _ in 0..SETTLE_ATTEMPTS {
+        match producer.abort_transaction(TRANSACTION_CALL_TIMEOUT) {
+            Ok(()) => return Ok(()),
+            Err(KafkaError::Transaction(e)) if e.is_retriable() => {
+                tracing::debug!("the leader's abort did not end in time ({e}); resuming it");
+            }
+            // Fenced or not, a producer that cannot abort is unusable.
+            Err(e) => return Err(TermSendError::Fenced(format!("abort: {e}"))),
+        }
+    }
+    Err(stuck("abort"))
+}
+
+fn stuck(action: &str) -> TermSendError {
+    TermSendError::Fenced(format!(
+        "the leader's producer could not {action} its transaction in {} s",
+        SETTLE_ATTEMPTS as u64 * TRANSACTION_CALL_TIMEOUT.as_secs()
+    ))
 }
 
 /// Blocks until `producer` has a broker connection up, by fetching `topic`'s metadata (one
