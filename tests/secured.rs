@@ -224,22 +224,31 @@ fn the_tutorial_runs_over_mutual_tls() {
     }
 }
 
-/// Each command refused by the cluster ends with status 1 within `REFUSED_WITHIN`, its last
-/// line naming the listener and containing `why`.
-fn each_command_is_refused(app: &Path, access: &Access, listener: &str, why: &str) {
+/// The tutorial reaching the cluster through `access`, which the cluster refuses: each command
+/// ends with status 1 within `REFUSED_WITHIN`, its last line naming the listener and containing
+/// `why`.
+fn each_command_is_refused(label: &str, access: &Access, why: &str) {
+    let scratch = Scratch::new(label);
+    let app = tutorial(
+        &scratch,
+        "app.toml",
+        &common::unique_name(label),
+        access,
+        "",
+    );
     for args in [
         &["worker", "--web-port", "0"][..],
         &["send", "@say", "hello"][..],
         &["leader"][..],
     ] {
-        let (output, took) = run(app, access, args);
+        let (output, took) = run(&app, access, args);
         let stderr = String::from_utf8_lossy(&output.stderr);
         let last = stderr.lines().last().unwrap_or_default();
         assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(took < REFUSED_WITHIN, "{args:?} took {took:?}");
         assert!(
             last.starts_with("faust-rs: cannot connect to ")
-                && last.contains(listener)
+                && last.contains(&access.bootstrap)
                 && last.contains(why),
             "{args:?}: last line {last:?}"
         );
@@ -248,45 +257,19 @@ fn each_command_is_refused(app: &Path, access: &Access, listener: &str, why: &st
 
 #[test]
 fn a_wrong_password_is_refused_at_once() {
-    let scratch = Scratch::new("wrong-password");
     let mut access = faust();
     access.env[0].1 = "not-the-password".into();
-    let app = tutorial(
-        &scratch,
-        "app.toml",
-        &common::unique_name("wrong-password"),
-        &access,
-        "",
-    );
-    each_command_is_refused(
-        &app,
-        &access,
-        &access.bootstrap.clone(),
-        "SASL authentication error",
-    );
+    each_command_is_refused("wrong-password", &access, "SASL authentication error");
 }
 
 #[test]
 fn an_untrusted_certificate_authority_is_refused_at_once() {
-    let scratch = Scratch::new("untrusted-ca");
     let access = scram(
         "FAUST_RS_TEST_SCRAM_USER",
         "FAUST_RS_TEST_SCRAM_PASSWORD_FILE",
         &secured("FAUST_RS_TEST_UNTRUSTED_CA"),
     );
-    let app = tutorial(
-        &scratch,
-        "app.toml",
-        &common::unique_name("untrusted-ca"),
-        &access,
-        "",
-    );
-    each_command_is_refused(
-        &app,
-        &access,
-        &access.bootstrap.clone(),
-        "certificate verify failed",
-    );
+    each_command_is_refused("untrusted-ca", &access, "certificate verify failed");
 }
 
 /// A principal the ACLs deny topic creation (Confluent Cloud's usual service account): its
