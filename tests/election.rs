@@ -502,7 +502,11 @@ fn tutorial_app(scratch: &Scratch) -> std::path::PathBuf {
             .unwrap();
     let toml = original
         .replacen("id = \"leader-example\"", &format!("id = \"{id}\""), 1)
-        .replacen("kafka://localhost:9092", "@BROKER@", 1);
+        .replacen(
+            "broker = \"kafka://localhost:9092\"",
+            "broker = \"@BROKER@\"",
+            1,
+        );
     assert!(
         toml.contains(&id) && toml.contains("@BROKER@"),
         "configs/leader.toml changed shape"

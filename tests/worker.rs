@@ -94,7 +94,11 @@ fn proj_two_workers_process_every_record_from_send_and_kcat() {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/proj.toml")).unwrap();
     let toml = original
         .replacen("id = \"proj\"", &format!("id = \"{id}\""), 1)
-        .replacen("kafka://localhost:9092", "@BROKER@", 1);
+        .replacen(
+            "broker = \"kafka://localhost:9092\"",
+            "broker = \"@BROKER@\"",
+            1,
+        );
     assert!(
         toml.contains(&id) && toml.contains("@BROKER@"),
         "configs/proj.toml changed shape:\n{original}"
