@@ -11,8 +11,11 @@
 #    FAUST_RS_TEST_TIMEOUT, default 20m). A broker not started from this checkout gets
 #    FAUST_RS_TEST_BROKER only: its secured listeners, if any, are unknown.
 #
-# Exits with cargo's status. With CI=true a broker that this script started is stopped at the
-# end; otherwise it is left running so that the next run starts in no time.
+# 5. scripts/kafka.sh cluster start   the 3-node cluster (ports from KAFKA_CLUSTER_PORT, default
+#    19092..19097; no-op if running), named in FAUST_RS_TEST_CLUSTER for tests/cluster.rs
+#
+# Exits with cargo's status. With CI=true a broker or cluster that this script started is stopped
+# at the end; otherwise they are left running so that the next run starts in no time.
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -36,15 +39,28 @@ else
     scripts/kafka.sh start
 fi
 
+cluster_started_here=0
+cluster_status=0
+scripts/kafka.sh cluster status >/dev/null 2>&1 || cluster_status=$?
+((cluster_status == 0)) || cluster_started_here=1
+
 # shellcheck disable=SC2317  # called by the EXIT trap
 finish() {
+    if ((cluster_started_here)) && [[ ${CI:-} == true ]]; then
+        scripts/kafka.sh cluster stop
+    fi
     if ((started_here)) && [[ ${CI:-} == true ]]; then
         scripts/kafka.sh stop
     elif ((status != 3)) || ((started_here)); then
-        say "broker left running on 127.0.0.1:$KAFKA_PORT for fast re-runs (scripts/kafka.sh stop to stop it)"
+        say "broker and 3-node cluster left running for fast re-runs (scripts/kafka.sh stop, scripts/kafka.sh cluster stop)"
     fi
 }
 trap finish EXIT
+
+scripts/kafka.sh cluster start
+FAUST_RS_TEST_CLUSTER=$(scripts/kafka.sh cluster status | sed -n 's/^kafka.sh: bootstrap: *//p')
+[[ -n $FAUST_RS_TEST_CLUSTER ]] || { say "scripts/kafka.sh cluster status named no bootstrap list"; exit 1; }
+export FAUST_RS_TEST_CLUSTER
 
 export FAUST_RS_TEST_BROKER=127.0.0.1:$KAFKA_PORT
 if ((ours)); then
@@ -56,7 +72,7 @@ if ((ours)); then
     done <<<"$clients_env"
     say "secured listeners: SASL_SSL $FAUST_RS_TEST_SASL_SSL, mTLS $FAUST_RS_TEST_MTLS (FAUST_RS_TEST_* exported)"
 fi
-say "FAUST_RS_TEST_BROKER=$FAUST_RS_TEST_BROKER cargo test $*"
+say "FAUST_RS_TEST_BROKER=$FAUST_RS_TEST_BROKER FAUST_RS_TEST_CLUSTER=$FAUST_RS_TEST_CLUSTER cargo test $*"
 # Build first, without a deadline (a cold build compiles OpenSSL and librdkafka); then run the
 # tests under one, so that a test that hangs fails the run with its name on screen (cargo test
 # names a test running for over 60 s) instead of holding CI until its own time limit.
