@@ -27,6 +27,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use crate::kafka::logs::QuietLogs;
 use tokio::sync::{mpsc, watch};
 
 pub use announcement::Announcement;
@@ -67,7 +69,7 @@ pub struct Election {
     term: watch::Sender<Option<i64>>,
     control: mpsc::UnboundedSender<Control>,
     /// A group-less client for the end-offset queries of [`Election::confirm`].
-    probe: Arc<BaseConsumer>,
+    probe: Arc<BaseConsumer<QuietLogs>>,
     /// The transactional producer of the term held (see [`term_producer`]).
     term_producer: Mutex<Option<Arc<term_producer::TermProducer>>>,
 }
@@ -90,7 +92,7 @@ impl Election {
         topic: &str,
         candidate: bool,
         session_timeout: Duration,
-        probe: Arc<BaseConsumer>,
+        probe: Arc<BaseConsumer<QuietLogs>>,
     ) -> (Arc<Election>, mpsc::UnboundedReceiver<Control>) {
         let (control, control_rx) = mpsc::unbounded_channel();
         let election = Election {

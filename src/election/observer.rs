@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+
+use crate::kafka::logs::QuietLogs;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
@@ -20,7 +22,7 @@ use super::{Announcement, Election};
 const LEADERLESS_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Where to start reading `topic` so the newest announcement is the first record read. Blocks.
-fn newest_position(probe: &impl Consumer, topic: &str) -> Result<Offset, String> {
+fn newest_position(probe: &impl Consumer<QuietLogs>, topic: &str) -> Result<Offset, String> {
     let started = std::time::Instant::now();
     let (low, high) = loop {
         match probe.fetch_watermarks(topic, 0, Duration::from_secs(5)) {
@@ -61,7 +63,7 @@ fn reader_config(config: &ClientConfig) -> ClientConfig {
 
 /// A reader (no group membership) of partition 0 of each topic from its newest record.
 /// `config` carries the brokers and any security settings.
-pub fn tail(config: &ClientConfig, topics: &[String]) -> Result<StreamConsumer, String> {
+pub fn tail(config: &ClientConfig, topics: &[String]) -> Result<StreamConsumer<QuietLogs>, String> {
     tail_from(config, topics, |consumer, topic| {
         newest_position(consumer, topic)
     })
@@ -71,10 +73,10 @@ pub fn tail(config: &ClientConfig, topics: &[String]) -> Result<StreamConsumer, 
 pub fn tail_from(
     config: &ClientConfig,
     topics: &[String],
-    start: impl Fn(&StreamConsumer, &str) -> Result<Offset, String>,
-) -> Result<StreamConsumer, String> {
-    let consumer: StreamConsumer = reader_config(config)
-        .create()
+    start: impl Fn(&StreamConsumer<QuietLogs>, &str) -> Result<Offset, String>,
+) -> Result<StreamConsumer<QuietLogs>, String> {
+    let consumer: StreamConsumer<QuietLogs> = reader_config(config)
+        .create_with_context(QuietLogs)
         .map_err(|e| format!("cannot create a reader: {e}"))?;
     let mut list = TopicPartitionList::new();
     for topic in topics {
@@ -102,7 +104,7 @@ fn announcement_of(message: &impl Message) -> Option<Announcement> {
 
 /// Keeps each election's newest announcement up to date until `stop` is cancelled.
 pub async fn follow(
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<QuietLogs>,
     elections: Vec<Arc<Election>>,
     stop: CancellationToken,
 ) {
@@ -131,8 +133,8 @@ pub fn newest(
     config: &ClientConfig,
     topics: &[String],
 ) -> Result<Vec<Option<Announcement>>, String> {
-    let probe: BaseConsumer = reader_config(config)
-        .create()
+    let probe: BaseConsumer<QuietLogs> = reader_config(config)
+        .create_with_context(QuietLogs)
         .map_err(|e| format!("cannot create a reader: {e}"))?;
     let mut found = Vec::with_capacity(topics.len());
     for topic in topics {

@@ -6,6 +6,7 @@
 
 use rdkafka::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -47,12 +48,42 @@ fn retried_harmlessly(facility: &str, message: &str) -> bool {
     commit_raced || coordinator_loading
 }
 
-/// The client context of the worker's producers: log lines through [`forward_quietly`].
+/// The client context of the worker's producers: log lines through [`forward_quietly`], errors
+/// through [`forward_error`].
 pub struct QuietLogs;
 
 impl ClientContext for QuietLogs {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
         forward_quietly(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        forward_error(&error, reason);
+    }
+}
+
+/// Also for consumers that join no group (the election's readers and end-offset probe).
+impl ConsumerContext for QuietLogs {}
+
+/// Whether an error only repeats what librdkafka's own log line about it said: a broker
+/// connection that failed (its `FAIL` line, at error level) and the "all brokers down" that
+/// follows. Every client reports each one, many times a second while a broker is down.
+pub fn repeats_a_log_line(error: &KafkaError) -> bool {
+    error.rdkafka_error_code().is_some_and(|code| {
+        matches!(
+            code,
+            RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown
+        )
+    })
+}
+
+/// Forwards an error of librdkafka's error callback: at error level, unless it only repeats a
+/// log line ([`repeats_a_log_line`]), then at debug level.
+pub fn forward_error(error: &KafkaError, reason: &str) {
+    if repeats_a_log_line(error) {
+        tracing::debug!(target: "librdkafka", "librdkafka: {error}: {reason}");
+    } else {
+        tracing::error!(target: "librdkafka", "librdkafka: {error}: {reason}");
     }
 }
 
@@ -123,6 +154,16 @@ mod tests {
             "FAIL",
             "127.0.0.1:9092/1: Connect to ipv4#127.0.0.1:9092 failed: Connection refused"
         ));
+    }
+
+    #[test]
+    fn only_broker_connection_failures_repeat_a_log_line() {
+        let down = KafkaError::Global(RDKafkaErrorCode::BrokerTransportFailure);
+        assert!(repeats_a_log_line(&down));
+        let all_down = KafkaError::MessageConsumption(RDKafkaErrorCode::AllBrokersDown);
+        assert!(repeats_a_log_line(&all_down));
+        let refused = KafkaError::Global(RDKafkaErrorCode::Authentication);
+        assert!(!repeats_a_log_line(&refused));
     }
 
     #[test]

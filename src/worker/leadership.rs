@@ -6,6 +6,8 @@
 use std::sync::Arc;
 
 use rdkafka::consumer::BaseConsumer;
+
+use crate::kafka::logs::QuietLogs;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
@@ -33,10 +35,10 @@ impl Leadership {
         settings: &ClientSettings,
         candidate: bool,
     ) -> Result<Leadership, String> {
-        let probe: Arc<BaseConsumer> = Arc::new(
+        let probe: Arc<BaseConsumer<QuietLogs>> = Arc::new(
             settings
                 .admin()
-                .create()
+                .create_with_context(QuietLogs)
                 .map_err(|e| format!("cannot create a metadata client: {e}"))?,
         );
         let mut elections = Vec::new();

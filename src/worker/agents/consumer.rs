@@ -117,6 +117,10 @@ impl ClientContext for AgentsContext {
         logs::forward_quietly(level, facility, message);
     }
 
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        logs::forward_error(&error, reason);
+    }
+
     fn stats(&self, statistics: Statistics) {
         // librdkafka keeps reporting partitions for a while after they were revoked: only the
         // ones this worker owns count.
@@ -302,6 +306,8 @@ fn add(
 ) {
     let message = match polled {
         Ok(message) => message,
+        // A broker that went away is already in the log, from librdkafka itself.
+        Err(e) if logs::repeats_a_log_line(&e) => return tracing::debug!("agents' consumer: {e}"),
         Err(e) => return tracing::warn!("agents' consumer: {e}"),
     };
     let generation = consumer.context().generation.load(Ordering::SeqCst);
