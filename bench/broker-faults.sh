@@ -105,7 +105,7 @@ fault() {
     local name=$1 node=$2 start
     shift 2
     start=$(now_ms)
-    say "$name (node $node)"
+    say "$name: node $node"
     "$@" >&2
     wait_tick_after "$start" 120 || say "$name: no tick within 120 s"
     sleep "$SETTLE"
@@ -124,10 +124,16 @@ rolling() {
     done
 }
 
+# Each KILL's row names the broker killed, the election group's coordinator (c) and the
+# election partition's leader (p) as they were: one broker may be both.
+roles() {
+    printf '%s (c%s p%s)' "$1" "$($KAFKA cluster coordinator-of "$election_group")" \
+        "$($KAFKA cluster leader-of "$election_topic" 0)"
+}
 node=$($KAFKA cluster coordinator-of "$election_group")
-fault "coordinator KILL" "$node" kill_and_return "$node"
+fault "coordinator KILL" "$(roles "$node")" kill_and_return "$node"
 node=$($KAFKA cluster leader-of "$election_topic" 0)
-fault "partition-leader KILL" "$node" kill_and_return "$node"
+fault "partition-leader KILL" "$(roles "$node")" kill_and_return "$node"
 fault "rolling restart" "1,2,3" rolling
 
 # Nothing lost: every tick's record printed by an agent (the last ones may still be on the way),
@@ -151,7 +157,7 @@ for line in open(ticks_file):
     _, ms, epoch, worker, _ = line.split()
     ticks.append((int(ms), int(epoch) if epoch.lstrip("-").isdigit() else -1, worker))
 ticks.sort()
-print(f"{'fault':<24}{'node':>7}{'longest gap without a tick':>30}{'two leaders':>14}")
+print(f"{'fault':<24}{'node':>14}{'longest gap without a tick':>30}{'two leaders':>14}")
 for line in open(windows_file):
     name, node, start, end = line.rstrip("\n").split("\t")
     start, end = int(start), int(end)
@@ -164,7 +170,7 @@ for line in open(windows_file):
         if owners.setdefault(epoch, worker) != worker or epoch < newest:
             two = True
         newest = max(newest, epoch)
-    print(f"{name:<24}{node:>7}{gap / 1000:>28.2f} s{'YES' if two else 'no':>14}")
+    print(f"{name:<24}{node:>14}{gap / 1000:>28.2f} s{'YES' if two else 'no':>14}")
 print(f"not printed by the agent: {missing} of {len(ticks)} ticks' records; "
       f"ticks the workers reported as failed: {failed}; "
       f"lost silently: {max(0, missing - failed)}")
