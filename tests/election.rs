@@ -491,27 +491,10 @@ fn count(path: &Path, needle: &str) -> usize {
         .count()
 }
 
-/// The seed tutorial as written: three workers of configs/leader.toml differing only in
-/// --web-port; one publishes about every 2 s and the greetings are printed; INT the leader
-/// and another takes over; down to the last worker there is always exactly one publisher.
 /// The seed tutorial (`configs/leader.toml`) with a fresh app id, on the test broker.
 fn tutorial_app(scratch: &Scratch) -> std::path::PathBuf {
     let id = common::unique_name("leader-example");
-    let original =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/leader.toml"))
-            .unwrap();
-    let toml = original
-        .replacen("id = \"leader-example\"", &format!("id = \"{id}\""), 1)
-        .replacen(
-            "broker = \"kafka://localhost:9092\"",
-            "broker = \"@BROKER@\"",
-            1,
-        );
-    assert!(
-        toml.contains(&id) && toml.contains("@BROKER@"),
-        "configs/leader.toml changed shape"
-    );
-    scratch.app("leader.toml", &toml)
+    scratch.app("leader.toml", &common::tutorial_toml(&id, "@BROKER@"))
 }
 
 /// A newcomer's first run: three workers of the tutorial joining one after another, each once
@@ -543,6 +526,9 @@ fn the_tutorial_joining_one_by_one_logs_no_warning() {
     }
 }
 
+/// The seed tutorial as written: three workers of configs/leader.toml differing only in
+/// --web-port; one publishes about every 2 s and the greetings are printed; INT the leader
+/// and another takes over; down to the last worker there is always exactly one publisher.
 #[test]
 fn tutorial_has_exactly_one_publisher_down_to_the_last_worker() {
     let scratch = Scratch::new("tutorial");

@@ -97,20 +97,7 @@ fn mtls() -> Access {
 /// The seed tutorial (`configs/leader.toml`) with a fresh app id, reaching the cluster through
 /// `access`; `extra` is appended (more entries).
 fn tutorial(scratch: &Scratch, name: &str, id: &str, access: &Access, extra: &str) -> PathBuf {
-    let original =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/leader.toml"))
-            .unwrap();
-    let toml = original
-        .replacen("id = \"leader-example\"", &format!("id = \"{id}\""), 1)
-        .replacen(
-            "broker = \"kafka://localhost:9092\"",
-            &format!("broker = \"kafka://{}\"", access.bootstrap),
-            1,
-        );
-    assert!(
-        toml.contains(id) && toml.contains(&access.bootstrap),
-        "configs/leader.toml changed shape"
-    );
+    let toml = common::tutorial_toml(id, &format!("kafka://{}", access.bootstrap));
     let path = scratch.path(name);
     std::fs::write(&path, format!("{toml}\n[kafka]\n{}\n{extra}", access.kafka)).unwrap();
     path

@@ -350,3 +350,24 @@ pub fn close_within<T: Send + 'static>(consumer: T, patience: Duration, what: &s
         "{what} did not close within {patience:?}"
     );
 }
+
+/// The seed tutorial (`configs/leader.toml`) as written, with app id `id` and `broker` as its
+/// `broker` value (e.g. `@BROKER@` for [`Scratch::app`]).
+pub fn tutorial_toml(id: &str, broker: &str) -> String {
+    let original =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/leader.toml"))
+            .unwrap();
+    let toml = original
+        .replacen("id = \"leader-example\"", &format!("id = \"{id}\""), 1)
+        .replacen(
+            "broker = \"kafka://localhost:9092\"",
+            &format!("broker = \"{broker}\""),
+            1,
+        );
+    assert!(
+        toml.contains(&format!("id = \"{id}\""))
+            && toml.contains(&format!("broker = \"{broker}\"")),
+        "configs/leader.toml changed shape"
+    );
+    toml
+}
