@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::cli::LeaderArgs;
 use crate::election::{Announcement, observer};
 use crate::exit::{Fatal, Result, Status};
-use crate::kafka::reach;
+use crate::kafka::{admin, reach};
 
 pub async fn run(app: Arc<App>, args: LeaderArgs) -> Result<Status> {
     if let Some(name) = &args.election
@@ -45,7 +45,7 @@ pub async fn run(app: Arc<App>, args: LeaderArgs) -> Result<Status> {
     let (readable, newest) = {
         let (config, topics) = (config.clone(), topics.clone());
         tokio::task::spawn_blocking(move || {
-            let existing = existing_topics(&config, &topics)?;
+            let existing = admin::existing_topics(&config).map_err(Fatal::runtime)?;
             let readable: Vec<String> = topics
                 .into_iter()
                 .filter(|t| existing.contains(t))
@@ -118,22 +118,6 @@ pub async fn run(app: Arc<App>, args: LeaderArgs) -> Result<Status> {
         );
         slot.1 = Some(announcement);
     }
-}
-
-fn existing_topics(config: &rdkafka::ClientConfig, topics: &[String]) -> Result<Vec<String>> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let probe: BaseConsumer = config
-        .create()
-        .map_err(|e| Fatal::runtime(format!("cannot create a client: {e}")))?;
-    let metadata = probe
-        .fetch_metadata(None, Duration::from_secs(10))
-        .map_err(|e| Fatal::runtime(format!("cannot reach the brokers: {e}")))?;
-    Ok(metadata
-        .topics()
-        .iter()
-        .filter(|t| t.error().is_none() && topics.iter().any(|wanted| wanted == t.name()))
-        .map(|t| t.name().to_string())
-        .collect())
 }
 
 fn print_leader(election: &str, announcement: Option<&Announcement>, json: bool) {

@@ -27,9 +27,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use tokio::sync::{mpsc, watch};
 
 use crate::kafka::logs::QuietLogs;
-use tokio::sync::{mpsc, watch};
 
 pub use announcement::Announcement;
 

@@ -8,14 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
-
-use crate::kafka::logs::QuietLogs;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use super::{Announcement, Election};
+use crate::kafka::logs::QuietLogs;
 
 /// How long finding the end of an election topic retries while its partition has no leader
 /// (just created, or its leader moving to another broker).

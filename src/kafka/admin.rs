@@ -98,7 +98,8 @@ impl TopicSpec {
 }
 
 /// The names of the topics the cluster's metadata lists (those this principal may describe).
-fn existing_topics(config: &ClientConfig) -> Result<HashSet<String>, String> {
+/// Blocks.
+pub fn existing_topics(config: &ClientConfig) -> Result<HashSet<String>, String> {
     let probe: BaseConsumer = config
         .create()
         .map_err(|e| format!("cannot create a metadata client: {e}"))?;

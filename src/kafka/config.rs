@@ -77,11 +77,10 @@ impl ClientSettings {
         // endpoint) it does not, and an identity provider's certificate would not verify. So
         // probe there too, unless the app names its CAs (`https.ca.location` or `https.ca.pem`,
         // which librdkafka will not take together).
-        if !self
-            .overrides
+        let names_its_cas = ["https.ca.location", "https.ca.pem"]
             .iter()
-            .any(|(key, _)| key == "https.ca.location" || key == "https.ca.pem")
-        {
+            .any(|key| self.overrides.get(key).is_some());
+        if !names_its_cas {
             config.set("https.ca.location", "probe");
         }
         config
