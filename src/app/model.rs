@@ -37,6 +37,9 @@ pub struct App {
     pub commit_interval: Duration,
     pub commit_every: u64,
     pub group_protocol: GroupProtocol,
+    /// Candidates remove a dead leader's member from the election group (see
+    /// `crate::election::liveness`).
+    pub evict_dead_leaders: bool,
     pub limits: ScriptLimits,
     /// `[kafka]`, as strings (values from the environment and files read in), for every
     /// librdkafka client.

@@ -380,6 +380,10 @@ fn the_readme_states_the_defaults_in_force() {
         ("drop_stale_epochs", AgentDef::DROP_STALE_EPOCHS.to_string()),
         ("timezone", TimerDef::TIMEZONE.name().into()),
         ("candidate", ElectionDef::CANDIDATE.to_string()),
+        (
+            "evict_dead_leaders",
+            AppSection::EVICT_DEAD_LEADERS.to_string(),
+        ),
     ];
     for (key, value) in words {
         assert_eq!(stated(key), value, "README default of `{key}`");

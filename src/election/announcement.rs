@@ -14,6 +14,15 @@ pub struct Announcement {
     pub host: String,
     pub pid: u32,
     pub web_url: String,
+    /// The leader's process: a random id drawn at its start, which its web server's
+    /// `GET /alive` names (see [`crate::election::liveness`]). Empty in records of versions
+    /// without it.
+    #[serde(default)]
+    pub instance: String,
+    /// The leader's member id in the election group, for removing it once its process is
+    /// gone. Empty in resignations and in records of versions without it.
+    #[serde(default)]
+    pub member_id: String,
     /// When the term began (or, for a resignation, ended), in milliseconds since the Unix
     /// epoch.
     pub since_ms: i64,
@@ -65,6 +74,8 @@ mod tests {
             host: "h".into(),
             pid: 42,
             web_url: "http://h:6066/".into(),
+            instance: "i".into(),
+            member_id: "m".into(),
             since_ms: 1_700_000_000_000,
             resigned: false,
             epoch: 999,

@@ -16,6 +16,7 @@ use super::{Control, Election};
 use crate::clock::now_ms;
 use crate::kafka::group;
 use crate::kafka::producer::{Producer, Record};
+use crate::kafka::wire::{MemberRemover, Removal};
 
 /// What the rebalance callbacks tell the task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +94,8 @@ pub struct Identity {
     pub worker: String,
     pub host: String,
     pub web_url: String,
+    /// This process, as its web server's `GET /alive` names it.
+    pub instance: String,
 }
 
 /// The Kafka clients a candidacy uses.
@@ -106,6 +109,9 @@ pub struct Clients {
     /// Announcements and resignations (not transactional: the election topic's end offset
     /// must be the newest announcement's offset + 1).
     pub announcer: Producer,
+    /// Removes this worker's replaced member ids from the group (see
+    /// [`Candidacy::notice_replaced_member`]); `None` where that cannot be done.
+    pub remover: Option<Arc<MemberRemover>>,
 }
 
 /// Hooks the membership task calls; they run on their own tasks.
@@ -203,6 +209,8 @@ impl Candidacy {
         let election = self.election.clone();
         // The next term's producer, created ahead (one term, one producer).
         let mut prepared = self.prepare();
+        // This membership's member id, as last seen.
+        let mut member = String::new();
         loop {
             // Only plain values leave the select: a polled message borrows librdkafka's
             // buffers and must not live across the awaits below.
@@ -228,12 +236,16 @@ impl Candidacy {
                 Step::Polled => {}
                 // Any request to the consumer's group handler wakes librdkafka's main thread,
                 // which then sends the heartbeat if one is due.
-                Step::Pump => drop(consumer.assignment()),
+                Step::Pump => {
+                    drop(consumer.assignment());
+                    self.notice_replaced_member(consumer, &mut member);
+                }
                 // Keeps the term confirmed between leader ticks (a timer may tick less often
                 // than the session timeout) and notices a stall or a newer leader promptly.
                 Step::Confirm => drop(election.confirm().await),
                 Step::Membership(Membership::Won) => {
-                    if self.start_term(prepared.take()).await.is_err() {
+                    let member_id = group::member_id(consumer).unwrap_or_default();
+                    if self.start_term(prepared.take(), member_id).await.is_err() {
                         return Some(Control::Rejoin);
                     }
                 }
@@ -248,6 +260,37 @@ impl Candidacy {
         }
     }
 
+    /// librdkafka drops its member id when its session times out without a word from the
+    /// coordinator — as when the coordinator's broker dies — and joins again under a new id.
+    /// The coordinator that takes over still lists the old member, and would wait a session
+    /// timeout for it to rejoin before electing anyone (measured: 15–30 s without a leader
+    /// after a coordinator's `kill -9`). So once the new member id exists (the group is not
+    /// left empty, which would delay the next rebalance), the old one is removed.
+    fn notice_replaced_member(&self, consumer: &MemberConsumer, known: &mut String) {
+        let current = group::member_id(consumer).unwrap_or_default();
+        if current.is_empty() || current == *known {
+            return;
+        }
+        let replaced = std::mem::replace(known, current);
+        let Some(remover) = self.clients.remover.clone().filter(|_| !replaced.is_empty()) else {
+            return;
+        };
+        let name = self.election.name.clone();
+        let patience = self.election.session_timeout;
+        tokio::spawn(async move {
+            let reason = "faust-rs: this worker rejoined under a new member id".to_string();
+            match remover.remove(replaced.clone(), reason, patience).await {
+                Ok(Removal::Removed) => tracing::info!(
+                    "election {name}: removed this worker's replaced member {replaced} from the group"
+                ),
+                Ok(Removal::AlreadyGone) => {}
+                Err(e) => tracing::debug!(
+                    "election {name}: cannot remove this worker's replaced member: {e}"
+                ),
+            }
+        });
+    }
+
     fn prepare(&self) -> Option<crate::kafka::producer::KafkaProducer> {
         TermProducer::prepare(&self.clients.term_producer, &self.election.topic).ok()
     }
@@ -257,6 +300,7 @@ impl Candidacy {
     async fn start_term(
         &mut self,
         prepared: Option<crate::kafka::producer::KafkaProducer>,
+        member_id: String,
     ) -> Result<(), ()> {
         let election = &self.election;
         let won_at = std::time::Instant::now();
@@ -273,7 +317,14 @@ impl Candidacy {
         })?;
         // The partition cannot move on while this awaits: the rebalance callbacks run only
         // when this task polls the consumer.
-        let announced = append(election, &self.clients.announcer, &self.identity, false).await;
+        let announced = append(
+            election,
+            &self.clients.announcer,
+            &self.identity,
+            &member_id,
+            false,
+        )
+        .await;
         let epoch = announced.map_err(|e| {
             tracing::error!(
                 "election {}: cannot announce: {e}; rejoining",
@@ -334,6 +385,7 @@ impl Candidacy {
             &self.election,
             &self.clients.announcer,
             &self.identity,
+            "",
             true,
         );
         match tokio::time::timeout(std::time::Duration::from_secs(1), resignation).await {
@@ -384,12 +436,13 @@ async fn close_term_producer(election: &Election) {
     }
 }
 
-/// Appends this worker's announcement (its offset is the epoch) or, with `resigned`, the
-/// record that its term ended by its own choice.
+/// Appends this worker's announcement (its offset is the epoch), naming its `member_id` in the
+/// group, or, with `resigned`, the record that its term ended by its own choice.
 async fn append(
     election: &Election,
     announcer: &Producer,
     identity: &Identity,
+    member_id: &str,
     resigned: bool,
 ) -> Result<i64, String> {
     let announcement = Announcement {
@@ -399,6 +452,8 @@ async fn append(
         host: identity.host.clone(),
         pid: std::process::id(),
         web_url: identity.web_url.clone(),
+        instance: identity.instance.clone(),
+        member_id: member_id.to_string(),
         since_ms: now_ms(),
         epoch: 0,
     };

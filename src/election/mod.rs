@@ -18,6 +18,7 @@
 //! a new leader, instead of after a new election on top of it.
 
 pub mod announcement;
+pub mod liveness;
 pub mod member;
 pub mod observer;
 pub mod term_producer;

@@ -10,6 +10,7 @@ pub mod offsets;
 pub mod producer;
 pub mod properties;
 pub mod reach;
+pub mod wire;
 
 pub use config::{ClientSettings, GroupProtocol, GroupSettings, librdkafka_build};
 pub use offsets::{OffsetTracker, TopicPartition};

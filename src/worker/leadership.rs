@@ -14,8 +14,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::app::{App, DEFAULT_ELECTION};
 use crate::election::member::{self, Identity, TermHooks};
-use crate::election::{Control, Election, observer};
+use crate::election::{Control, Election, liveness, observer};
 use crate::kafka::producer::{self, Producer};
+use crate::kafka::wire::{MemberRemover, Security};
 use crate::kafka::{ClientSettings, GroupProtocol, GroupSettings};
 use crate::worker::shutdown::Shutdown;
 use crate::worker::timers::BodyRunner;
@@ -103,12 +104,27 @@ impl Leadership {
             producer::create(settings.producer().set("linger.ms", "0"))
                 .map_err(|e| format!("cannot create the election announcer: {e}"))?,
         );
+        let security = removal_security(settings, app);
         for (election, control) in self.elections.iter().zip(&mut self.controls) {
             if !election.candidate {
                 continue;
             }
             let control = control.take().expect("started once");
-            let clients = candidacy_clients(app, settings, election, &announcer);
+            let remover = security.as_ref().map(|security| {
+                Arc::new(MemberRemover {
+                    bootstrap: settings.bootstrap.split(',').map(str::to_string).collect(),
+                    security: security.clone(),
+                    group: app.election_group(&election.name),
+                })
+            });
+            if let Some(remover) = remover.as_ref().filter(|_| app.evict_dead_leaders) {
+                shutdown.tasks.spawn(liveness::watch(
+                    election.clone(),
+                    remover.clone(),
+                    shutdown.warm.clone(),
+                ));
+            }
+            let clients = candidacy_clients(app, settings, election, &announcer, remover);
             self.members.push(shutdown.tasks.spawn(member::run(
                 election.clone(),
                 clients,
@@ -130,12 +146,28 @@ impl Leadership {
     }
 }
 
+/// How the connections that remove members from election groups (a dead leader's, this
+/// worker's own replaced one) are secured; `None`, said once, when they cannot be.
+fn removal_security(settings: &ClientSettings, app: &App) -> Option<Arc<Security>> {
+    match Security::from_properties(&settings.overrides) {
+        Ok(security) => Some(Arc::new(security)),
+        Err(why) => {
+            tracing::warn!(
+                "faust-rs cannot remove members from election groups here ({why}): a dead leader is replaced after the session timeout ({:.1}s)",
+                app.session_timeout.as_secs_f64()
+            );
+            None
+        }
+    }
+}
+
 /// The Kafka clients of one candidacy.
 fn candidacy_clients(
     app: &App,
     settings: &ClientSettings,
     election: &Election,
     announcer: &Producer,
+    remover: Option<Arc<MemberRemover>>,
 ) -> member::Clients {
     let group = GroupSettings {
         group_id: app.election_group(&election.name),
@@ -165,6 +197,7 @@ fn candidacy_clients(
         heartbeat_interval: group.heartbeat_interval,
         term_producer,
         announcer: announcer.clone(),
+        remover,
     }
 }
 

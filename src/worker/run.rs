@@ -100,6 +100,7 @@ fn identity(options: &WorkerOptions) -> Identity {
         worker: format!("{web_host}:{}", options.web_port),
         host,
         web_url: format!("http://{web_host}:{}/", options.web_port),
+        instance: crate::election::liveness::this_process().to_string(),
     }
 }
 

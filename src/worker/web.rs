@@ -1,18 +1,22 @@
 //! The worker's HTTP status server (`--web-bind`:`--web-port`). Read-only views of the worker's
-//! shared state, plus one action: `POST /leader/stand-down`. It runs on its own task, so it
+//! shared state, plus one action: `POST /leader/stand-down`, and `GET /alive`, which other
+//! workers hold open to see at once when this process dies. It runs on its own task, so it
 //! keeps answering while the agents' group rebalances (as Faust's web server does).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::body::Body;
+use axum::extract::{Extension, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
+use crate::election::liveness::{self, ALIVE_PATH, INSTANCE_HEADER};
 use crate::worker::state::WorkerState;
 
 /// Binds the status server's socket. Done before anything touches Kafka, so a port in use is
@@ -32,7 +36,8 @@ pub async fn bind(bind: &str, port: u16) -> Result<TcpListener, String> {
     })
 }
 
-pub fn router(state: Arc<WorkerState>) -> Router {
+/// The routes; `closing` is cancelled when the server stops (it ends `GET /alive`).
+pub fn router(state: Arc<WorkerState>, closing: CancellationToken) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/health", get(health))
@@ -42,6 +47,8 @@ pub fn router(state: Arc<WorkerState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/leader", get(leader))
         .route("/leader/stand-down", post(stand_down))
+        .route(ALIVE_PATH, get(alive))
+        .layer(Extension(closing))
         .with_state(state)
 }
 
@@ -51,8 +58,15 @@ pub async fn serve(
     state: Arc<WorkerState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+    let closing = CancellationToken::new();
+    let stopping = closing.clone();
+    axum::serve(listener, router(state, closing))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Lets the held-open `GET /alive` responses end, which the graceful shutdown
+            // waits for.
+            stopping.cancel();
+        })
         .await
 }
 
@@ -65,6 +79,21 @@ async fn index(State(state): State<Arc<WorkerState>>) -> Json<serde_json::Value>
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs_f64(),
     }))
+}
+
+/// `GET /alive`: names this process (a header) and keeps the response open while the server
+/// runs, so that a worker holding it sees this process die as soon as the kernel closes its
+/// sockets (see `election::liveness`).
+async fn alive(Extension(closing): Extension<CancellationToken>) -> Response {
+    let open_until_closing = futures_util::stream::once(async move {
+        closing.cancelled_owned().await;
+        Ok::<_, std::convert::Infallible>(axum::body::Bytes::new())
+    });
+    (
+        [(INSTANCE_HEADER, liveness::this_process())],
+        Body::from_stream(open_until_closing),
+    )
+        .into_response()
 }
 
 async fn health() -> Json<serde_json::Value> {

@@ -116,6 +116,7 @@ fn assemble(
         commit_interval: timing.commit_interval,
         commit_every: settings.commit_every,
         group_protocol: settings.group_protocol,
+        evict_dead_leaders: settings.evict_dead_leaders,
         limits,
         kafka: entries.kafka,
         topics: entries.topics,

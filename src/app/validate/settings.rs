@@ -24,6 +24,7 @@ pub(super) struct Settings {
     pub timing: Timing,
     pub commit_every: u64,
     pub group_protocol: GroupProtocol,
+    pub evict_dead_leaders: bool,
 }
 
 /// The durations of `[app]`.
@@ -73,6 +74,9 @@ pub(super) fn check(report: &mut Report<'_>, app: &AppSection) -> Settings {
         timing,
         commit_every,
         group_protocol,
+        evict_dead_leaders: app
+            .evict_dead_leaders
+            .unwrap_or(AppSection::EVICT_DEAD_LEADERS),
     }
 }
 
