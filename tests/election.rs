@@ -976,3 +976,101 @@ body = '''log_info("tick");'''
     assert_eq!(log.matches("this worker leads").count(), 1, "{log}");
     assert!(!log.contains("lost its term"), "{log}");
 }
+
+/// A leader killed with KILL is removed from the election group by the other candidates as
+/// soon as its web port refuses connections, well before its session times out (30 s here);
+/// a leader paused for less than the session timeout keeps its term (a stopped process keeps
+/// its sockets open: nothing is concluded from it).
+#[test]
+fn a_dead_leader_is_removed_at_once_and_a_paused_one_is_not() {
+    let scratch = Scratch::new("evict-dead");
+    let id = common::unique_name("evict-dead");
+    let app = scratch.app(
+        "app.toml",
+        &format!("[app]\nid = \"{id}\"\nbroker = \"@BROKER@\"\nsession_timeout = 30.0\nheartbeat_interval = 1.0\n"),
+    );
+    let web_host = ["--web-host", "127.0.0.1"];
+    let mut workers: Vec<Worker> = (0..2)
+        .map(|_| Worker::start(&scratch, &app, &web_host))
+        .collect();
+    for worker in &mut workers {
+        worker.wait_ready(READY);
+    }
+    let leader = wait_for_new_leader(&workers, &[0, 1], "leader", None, READY);
+    let follower = 1 - leader;
+    let epoch = epoch_seen_by(&workers[follower], "leader").unwrap();
+
+    workers[leader].signal("STOP");
+    // The follower holds its watch on the stopped leader for a while; nothing changes.
+    let paused = Instant::now();
+    while paused.elapsed() < Duration::from_secs(3) {
+        assert_eq!(epoch_seen_by(&workers[follower], "leader"), Some(epoch));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    workers[leader].signal("CONT");
+    wait_until(Duration::from_secs(10), "the resumed leader answers", || {
+        workers[leader].get("/leader").is_some()
+    });
+    assert!(leads(&workers[leader], "leader"), "the paused leader lost its term");
+    assert_eq!(epoch_seen_by(&workers[follower], "leader"), Some(epoch));
+    assert!(!workers[follower].log_text().contains("is gone"));
+
+    workers[leader].signal("KILL");
+    workers[leader].wait_exit(Duration::from_secs(5));
+    // Much less than the 30 s session timeout the group would otherwise wait out.
+    wait_until(
+        Duration::from_secs(15),
+        "the follower takes over",
+        || leads(&workers[follower], "leader"),
+    );
+    let log = workers[follower].log_text();
+    assert!(
+        log.contains("refuses connections; removing it from the group")
+            && log.contains("removed the dead leader's member"),
+        "{log}"
+    );
+}
+
+/// The failure detector wrong on purpose: the leader announces a web address where nothing
+/// listens (`--web-host 127.0.0.2` while it binds 127.0.0.1), so the other candidate takes it
+/// for dead and removes it from the group while it lives. That costs it its term, never a
+/// second leader: one worker per epoch, epochs only growing, and the wrongly removed worker
+/// stops leading.
+#[test]
+fn a_wrongly_removed_leader_loses_its_term_and_nothing_else() {
+    let scratch = Scratch::new("evict-wrong");
+    let id = common::unique_name("evict-wrong");
+    let out = format!("{id}-ticks");
+    let app = ticking_app(&scratch, &id, &out);
+    let mut misleading = Worker::start(&scratch, &app, &["--web-host", "127.0.0.2"]);
+    misleading.wait_ready(READY);
+    wait_until(READY, "the first worker leads", || leads(&misleading, "leader"));
+    wait_for_ticks(&misleading, "stamp");
+    let misleading_id = worker_id(&misleading);
+
+    let mut honest = Worker::start(&scratch, &app, &["--web-host", "127.0.0.1"]);
+    honest.wait_ready(READY);
+    // Every term the misleading worker wins is cut short, so the honest one ends up leading.
+    wait_until(
+        Duration::from_secs(30),
+        "the honest worker leads",
+        || leads(&honest, "leader"),
+    );
+    wait_for_ticks(&honest, "stamp");
+    let honest_id = worker_id(&honest);
+    let log = honest.log_text();
+    assert!(log.contains("127.0.0.2") && log.contains("removing it from the group"), "{log}");
+    assert!(misleading.log_text().contains("lost its term"));
+    assert!(!leads(&misleading, "leader"));
+
+    let since = now_ms();
+    let ticks = read_ticks(&out, |ticks| {
+        ticks
+            .iter()
+            .filter(|t| t.worker == honest_id && t.timestamp_ms > since)
+            .count()
+            >= 3
+    });
+    assert_one_leader_per_term(&ticks);
+    assert!(ticks.iter().any(|t| t.worker == misleading_id));
+}
