@@ -1008,21 +1008,24 @@ fn a_dead_leader_is_removed_at_once_and_a_paused_one_is_not() {
         std::thread::sleep(Duration::from_millis(100));
     }
     workers[leader].signal("CONT");
-    wait_until(Duration::from_secs(10), "the resumed leader answers", || {
-        workers[leader].get("/leader").is_some()
-    });
-    assert!(leads(&workers[leader], "leader"), "the paused leader lost its term");
+    wait_until(
+        Duration::from_secs(10),
+        "the resumed leader answers",
+        || workers[leader].get("/leader").is_some(),
+    );
+    assert!(
+        leads(&workers[leader], "leader"),
+        "the paused leader lost its term"
+    );
     assert_eq!(epoch_seen_by(&workers[follower], "leader"), Some(epoch));
     assert!(!workers[follower].log_text().contains("is gone"));
 
     workers[leader].signal("KILL");
     workers[leader].wait_exit(Duration::from_secs(5));
     // Much less than the 30 s session timeout the group would otherwise wait out.
-    wait_until(
-        Duration::from_secs(15),
-        "the follower takes over",
-        || leads(&workers[follower], "leader"),
-    );
+    wait_until(Duration::from_secs(15), "the follower takes over", || {
+        leads(&workers[follower], "leader")
+    });
     let log = workers[follower].log_text();
     assert!(
         log.contains("refuses connections; removing it from the group")
@@ -1044,22 +1047,25 @@ fn a_wrongly_removed_leader_loses_its_term_and_nothing_else() {
     let app = ticking_app(&scratch, &id, &out);
     let mut misleading = Worker::start(&scratch, &app, &["--web-host", "127.0.0.2"]);
     misleading.wait_ready(READY);
-    wait_until(READY, "the first worker leads", || leads(&misleading, "leader"));
+    wait_until(READY, "the first worker leads", || {
+        leads(&misleading, "leader")
+    });
     wait_for_ticks(&misleading, "stamp");
     let misleading_id = worker_id(&misleading);
 
     let mut honest = Worker::start(&scratch, &app, &["--web-host", "127.0.0.1"]);
     honest.wait_ready(READY);
     // Every term the misleading worker wins is cut short, so the honest one ends up leading.
-    wait_until(
-        Duration::from_secs(30),
-        "the honest worker leads",
-        || leads(&honest, "leader"),
-    );
+    wait_until(Duration::from_secs(30), "the honest worker leads", || {
+        leads(&honest, "leader")
+    });
     wait_for_ticks(&honest, "stamp");
     let honest_id = worker_id(&honest);
     let log = honest.log_text();
-    assert!(log.contains("127.0.0.2") && log.contains("removing it from the group"), "{log}");
+    assert!(
+        log.contains("127.0.0.2") && log.contains("removing it from the group"),
+        "{log}"
+    );
     assert!(misleading.log_text().contains("lost its term"));
     assert!(!leads(&misleading, "leader"));
 

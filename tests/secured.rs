@@ -4,8 +4,8 @@
 //! creation). `scripts/test.sh` exports where they are (`scripts/kafka.sh clients-env`).
 //!
 //! - the leader tutorial over SASL_SSL and over mTLS: one publisher, greetings printed, `leader`
-//!   answers; the password, read from the environment, appears in no log line, dump or HTTP
-//!   answer;
+//!   answers, a KILLed leader is removed from the election group over the same listener; the
+//!   password, read from the environment, appears in no log line, dump or HTTP answer;
 //! - a wrong password and an untrusted CA: exit 1 at once, one line naming the broker and why;
 //! - a principal that may not create topics runs when its topics exist, and is refused with the
 //!   topic's name when one is missing.
@@ -104,7 +104,7 @@ fn tutorial(scratch: &Scratch, name: &str, id: &str, access: &Access, extra: &st
 }
 
 fn start(scratch: &Scratch, app: &Path, access: &Access) -> Worker {
-    Worker::start_with_env(scratch, app, &[], &access.env)
+    Worker::start_with_env(scratch, app, &["--web-host", "127.0.0.1"], &access.env)
 }
 
 /// Runs `faust-rs -A app ARGS` to its end with `access`'s environment, in the app's folder (a
@@ -189,6 +189,8 @@ fn the_tutorial_runs_over_sasl_ssl_and_the_password_is_never_shown() {
             .iter()
             .all(|w| w.log_text().contains("USR1 dump of worker"))
     });
+    let killed = a_killed_leader_is_removed_from_the_group(&mut workers);
+    seen.push_str(&killed.log_text());
     for worker in &mut workers {
         worker.signal("INT");
         assert_eq!(worker.wait_exit(Duration::from_secs(40)).code(), Some(0));
@@ -205,10 +207,27 @@ fn the_tutorial_runs_over_sasl_ssl_and_the_password_is_never_shown() {
 #[test]
 fn the_tutorial_runs_over_mutual_tls() {
     let (_scratch, mut workers, _app) = tutorial_runs_over(&mtls(), "mtls");
+    a_killed_leader_is_removed_from_the_group(&mut workers);
     for worker in &mut workers {
         worker.signal("INT");
         assert_eq!(worker.wait_exit(Duration::from_secs(40)).code(), Some(0));
     }
+}
+
+/// KILLs the leader of `workers`: the other worker removes its member from the election group
+/// over the same secured listener (SASL or mTLS) and takes over. Returns the killed worker,
+/// taken out of `workers`.
+fn a_killed_leader_is_removed_from_the_group(workers: &mut Vec<Worker>) -> Worker {
+    let leads =
+        |w: &Worker| w.get_json("/leader")["elections"]["leader"]["this_worker_leads"] == true;
+    let leader = workers.iter().position(leads).expect("a worker leads");
+    let mut killed = workers.remove(leader);
+    killed.signal("KILL");
+    killed.wait_exit(Duration::from_secs(5));
+    wait_until(READY, "the other worker takes over", || leads(&workers[0]));
+    let log = workers[0].log_text();
+    assert!(log.contains("removed the dead leader's member"), "{log}");
+    killed
 }
 
 /// The tutorial reaching the cluster through `access`, which the cluster refuses: each command

@@ -142,7 +142,11 @@ async fn follow(term: &Announcement) -> Verdict {
             // A few quick looks, then slower ones (something that is not a dying faust-rs).
             Sight::Closed(why) => {
                 tracing::debug!("leader at {address}: {why}; looking again");
-                let pause = if closed_in_a_row <= 5 { LOOK_SOON } else { LOOK_AGAIN };
+                let pause = if closed_in_a_row <= 5 {
+                    LOOK_SOON
+                } else {
+                    LOOK_AGAIN
+                };
                 tokio::time::sleep(pause).await;
             }
         }
@@ -169,9 +173,7 @@ async fn look(address: &str, instance: &str) -> Sight {
     };
     match answered_instance(&head) {
         Ok(answered) if answered == instance => Sight::Alive(stream),
-        Ok(answered) => Sight::Dead(format!(
-            "another process ({answered}) serves {address} now"
-        )),
+        Ok(answered) => Sight::Dead(format!("another process ({answered}) serves {address} now")),
         Err(why) => Sight::NotServed(format!("{address}{ALIVE_PATH}: {why}")),
     }
 }
@@ -211,7 +213,9 @@ async fn closed(mut stream: TcpStream) {
 /// Removes the dead leader's member from the group, unless a newer term began meanwhile.
 async fn evict(election: &Election, remover: &Arc<MemberRemover>, term: &Announcement, why: &str) {
     let name = &election.name;
-    let current = election.latest().is_some_and(|l| l.epoch == term.epoch && !l.resigned);
+    let current = election
+        .latest()
+        .is_some_and(|l| l.epoch == term.epoch && !l.resigned);
     if !current {
         return;
     }
@@ -246,10 +250,15 @@ mod tests {
 
     #[test]
     fn the_instance_is_read_from_an_ok_head_only() {
-        let head = "HTTP/1.1 200 OK\r\nX-Faust-Rs-Instance: abc\r\ncontent-type: text/plain\r\n\r\n";
+        let head =
+            "HTTP/1.1 200 OK\r\nX-Faust-Rs-Instance: abc\r\ncontent-type: text/plain\r\n\r\n";
         assert_eq!(answered_instance(head), Ok("abc"));
         let missing = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\n";
-        assert!(answered_instance(missing).unwrap_err().contains(INSTANCE_HEADER));
+        assert!(
+            answered_instance(missing)
+                .unwrap_err()
+                .contains(INSTANCE_HEADER)
+        );
         let not_found = "HTTP/1.1 404 Not Found\r\nx-faust-rs-instance: abc\r\n\r\n";
         assert!(answered_instance(not_found).unwrap_err().contains("404"));
     }
@@ -269,10 +278,22 @@ mod tests {
             epoch: 3,
         };
         assert!(watchable(&term));
-        assert!(!watchable(&Announcement { resigned: true, ..term.clone() }));
-        assert!(!watchable(&Announcement { member_id: String::new(), ..term.clone() }));
-        assert!(!watchable(&Announcement { instance: this_process().into(), ..term.clone() }));
-        assert!(!watchable(&Announcement { web_url: "junk".into(), ..term }));
+        assert!(!watchable(&Announcement {
+            resigned: true,
+            ..term.clone()
+        }));
+        assert!(!watchable(&Announcement {
+            member_id: String::new(),
+            ..term.clone()
+        }));
+        assert!(!watchable(&Announcement {
+            instance: this_process().into(),
+            ..term.clone()
+        }));
+        assert!(!watchable(&Announcement {
+            web_url: "junk".into(),
+            ..term
+        }));
         assert_eq!(web_address("http://[::1]:6066/"), Some("[::1]:6066"));
     }
 }

@@ -272,7 +272,12 @@ impl Candidacy {
             return;
         }
         let replaced = std::mem::replace(known, current);
-        let Some(remover) = self.clients.remover.clone().filter(|_| !replaced.is_empty()) else {
+        let Some(remover) = self
+            .clients
+            .remover
+            .clone()
+            .filter(|_| !replaced.is_empty())
+        else {
             return;
         };
         let name = self.election.name.clone();

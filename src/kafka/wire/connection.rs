@@ -64,14 +64,21 @@ pub struct Connection {
 
 impl Connection {
     /// Connects to `broker` (`host:port`) and authenticates; every step is bounded by `timeout`.
-    pub fn open(broker: &str, security: &Security, timeout: Duration) -> Result<Connection, String> {
+    pub fn open(
+        broker: &str,
+        security: &Security,
+        timeout: Duration,
+    ) -> Result<Connection, String> {
         let tcp = connect(broker, timeout)?;
         let stream = match &security.tls {
             None => Stream::Plain(tcp),
             Some(tls) => {
                 let host = broker.rsplit_once(':').map_or(broker, |(h, _)| h);
                 let host = host.trim_start_matches('[').trim_end_matches(']');
-                let mut config = tls.connector.configure().map_err(|e| format!("{broker}: {e}"))?;
+                let mut config = tls
+                    .connector
+                    .configure()
+                    .map_err(|e| format!("{broker}: {e}"))?;
                 config.set_verify_hostname(tls.verify_host_name);
                 let tls = config
                     .connect(host, tcp)
@@ -106,7 +113,13 @@ impl Connection {
             .map(|&(_, min, max)| (min.max(ours.min), max.min(ours.max)))
             .filter(|(low, high)| low <= high)
             .map(|(_, high)| high)
-            .ok_or_else(|| format!("{}: does not speak API {} in a version this client knows", self.broker, R::KEY))
+            .ok_or_else(|| {
+                format!(
+                    "{}: does not speak API {} in a version this client knows",
+                    self.broker,
+                    R::KEY
+                )
+            })
     }
 
     /// Sends `request` at `version` and reads its response.
@@ -125,7 +138,9 @@ impl Connection {
         let mut frame = BytesMut::with_capacity(body.len() + 4);
         frame.put_i32(body.len() as i32);
         frame.put_slice(&body);
-        self.stream.write_all(&frame).map_err(|e| self.io_error(e))?;
+        self.stream
+            .write_all(&frame)
+            .map_err(|e| self.io_error(e))?;
         let mut response = self.receive()?;
         let header = ResponseHeader::decode(&mut response, R::Response::header_version(version))
             .map_err(|e| format!("{}: bad response header: {e}", self.broker))?;
@@ -138,14 +153,18 @@ impl Connection {
 
     fn receive(&mut self) -> Result<Bytes, String> {
         let mut size = [0u8; 4];
-        self.stream.read_exact(&mut size).map_err(|e| self.io_error(e))?;
+        self.stream
+            .read_exact(&mut size)
+            .map_err(|e| self.io_error(e))?;
         let size = i32::from_be_bytes(size);
         let size = usize::try_from(size)
             .ok()
             .filter(|s| *s <= MAX_RESPONSE)
             .ok_or_else(|| format!("{}: response of impossible size {size}", self.broker))?;
         let mut body = vec![0; size];
-        self.stream.read_exact(&mut body).map_err(|e| self.io_error(e))?;
+        self.stream
+            .read_exact(&mut body)
+            .map_err(|e| self.io_error(e))?;
         Ok(Bytes::from(body))
     }
 
@@ -185,9 +204,11 @@ impl Connection {
                 offered.join(", ")
             ));
         }
-        let config = SASLConfig::with_credentials(None, sasl.username.clone(), sasl.password.clone())
-            .map_err(|e| format!("SASL: {e}"))?;
-        let mechanism = Mechname::parse(sasl.mechanism.as_bytes()).map_err(|e| format!("SASL: {e}"))?;
+        let config =
+            SASLConfig::with_credentials(None, sasl.username.clone(), sasl.password.clone())
+                .map_err(|e| format!("SASL: {e}"))?;
+        let mechanism =
+            Mechname::parse(sasl.mechanism.as_bytes()).map_err(|e| format!("SASL: {e}"))?;
         let mut session = SASLClient::new(config)
             .start_suggested(&[mechanism])
             .map_err(|e| format!("SASL {}: {e}", sasl.mechanism))?;
@@ -204,8 +225,15 @@ impl Connection {
             let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(reply));
             let answer = self.send(&request, version)?;
             if let Some(error) = answer.error_code.err() {
-                let message = answer.error_message.as_deref().unwrap_or_default().to_string();
-                return Err(format!("{broker}: SASL {}: {error:?} {message}", sasl.mechanism));
+                let message = answer
+                    .error_message
+                    .as_deref()
+                    .unwrap_or_default()
+                    .to_string();
+                return Err(format!(
+                    "{broker}: SASL {}: {error:?} {message}",
+                    sasl.mechanism
+                ));
             }
             if state.is_finished() {
                 return Ok(());

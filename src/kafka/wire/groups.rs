@@ -121,17 +121,21 @@ fn attempt(
         return match error {
             ResponseError::NotCoordinator
             | ResponseError::CoordinatorLoadInProgress
-            | ResponseError::CoordinatorNotAvailable => {
-                Ok(Attempt::Retry(format!("{coordinator}: LeaveGroup: {error:?}")))
-            }
-            other => Err(format!("{coordinator}: LeaveGroup for group {group}: {other:?}")),
+            | ResponseError::CoordinatorNotAvailable => Ok(Attempt::Retry(format!(
+                "{coordinator}: LeaveGroup: {error:?}"
+            ))),
+            other => Err(format!(
+                "{coordinator}: LeaveGroup for group {group}: {other:?}"
+            )),
         };
     }
     let error = response.members.first().and_then(|m| m.error_code.err());
     match error {
         None => Ok(Attempt::Done(Removal::Removed)),
         Some(ResponseError::UnknownMemberId) => Ok(Attempt::Done(Removal::AlreadyGone)),
-        Some(other) => Err(format!("{coordinator}: LeaveGroup for member {member_id}: {other:?}")),
+        Some(other) => Err(format!(
+            "{coordinator}: LeaveGroup for member {member_id}: {other:?}"
+        )),
     }
 }
 
@@ -161,7 +165,11 @@ fn find_coordinator(
         let response = connection.send(&request, version)?;
         let (error, host, port) = match response.coordinators.first() {
             Some(c) if version >= 4 => (c.error_code, c.host.to_string(), c.port),
-            _ => (response.error_code, response.host.to_string(), response.port),
+            _ => (
+                response.error_code,
+                response.host.to_string(),
+                response.port,
+            ),
         };
         return match error.err() {
             None => Ok(Ok(format!("{host}:{port}"))),

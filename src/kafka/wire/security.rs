@@ -190,7 +190,9 @@ fn client_identity(
             if chain.is_empty() {
                 return Err("ssl.certificate.pem holds no certificate".into());
             }
-            builder.set_certificate(&chain.remove(0)).map_err(tls_error)?;
+            builder
+                .set_certificate(&chain.remove(0))
+                .map_err(tls_error)?;
             for extra in chain {
                 builder.add_extra_chain_cert(extra).map_err(tls_error)?;
             }
@@ -243,11 +245,17 @@ mod tests {
     fn what_it_cannot_speak_is_refused_with_the_reason() {
         assert_eq!(refusal(&[]), "");
         assert_eq!(
-            refusal(&[("security.protocol", "SASL_PLAINTEXT"), ("sasl.mechanism", "scram-sha-512")]),
+            refusal(&[
+                ("security.protocol", "SASL_PLAINTEXT"),
+                ("sasl.mechanism", "scram-sha-512")
+            ]),
             ""
         );
         assert_eq!(
-            refusal(&[("security.protocol", "SASL_PLAINTEXT"), ("sasl.mechanism", "OAUTHBEARER")]),
+            refusal(&[
+                ("security.protocol", "SASL_PLAINTEXT"),
+                ("sasl.mechanism", "OAUTHBEARER")
+            ]),
             "SASL mechanism OAUTHBEARER is not supported"
         );
         // librdkafka's default mechanism.
@@ -279,6 +287,9 @@ mod tests {
             ("ssl.key.password", "wrong-one"),
         ]);
         assert!(why.contains("ssl.key"), "{why}");
-        assert!(!why.contains("wrong-one") && !why.contains("PRIVATE KEY"), "{why}");
+        assert!(
+            !why.contains("wrong-one") && !why.contains("PRIVATE KEY"),
+            "{why}"
+        );
     }
 }
