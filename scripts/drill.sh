@@ -133,7 +133,7 @@ if [[ -z $(fr_live_ports) ]]; then
 fi
 ((FR_COUNT >= MIN_WORKERS)) || fr_die "the cluster has $FR_COUNT worker(s); the drill needs at least $MIN_WORKERS (--min-workers)"
 
-SESSION_MS=$FR_SESSION_TIMEOUT_MS
+SESSION_MS=$FR_ELECTION_SESSION_TIMEOUT_MS
 if [[ -z $TIMEOUT ]]; then
     TIMEOUT=$((5 * SESSION_MS / 1000))
     ((TIMEOUT >= 30)) || TIMEOUT=30
@@ -601,7 +601,7 @@ cleanup_stopped() {
 }
 trap cleanup_stopped EXIT
 
-fr_say "$FR_APP_ID: ${FR_COUNT} worker(s) on ports ${FR_PORTS[*]}, session timeout $(fr_secs "$SESSION_MS")s, election ${FR_ELECTION:-default}, leader-only timers: ${FR_LEADER_TIMERS[*]:-none}"
+fr_say "$FR_APP_ID: ${FR_COUNT} worker(s) on ports ${FR_PORTS[*]}, election session timeout $(fr_secs "$SESSION_MS")s, election ${FR_ELECTION:-default}, leader-only timers: ${FR_LEADER_TIMERS[*]:-none}"
 fr_say "steps: ${STEPS[*]}; deadline ${TIMEOUT}s per step; seed $SEED"
 header
 TICK=-

@@ -176,6 +176,7 @@ id = "{id}"
 broker = "@BROKER@"
 topic_partitions = 2
 session_timeout = 3.0
+election_session_timeout = 3.0
 heartbeat_interval = 0.5
 
 [[topics]]
@@ -406,6 +407,7 @@ fn non_candidates_never_lead_and_elections_are_independent() {
 id = "{id}"
 broker = "@BROKER@"
 session_timeout = 3.0
+election_session_timeout = 3.0
 heartbeat_interval = 0.5
 
 [[topics]]
@@ -670,6 +672,7 @@ fn term_hooks_run_on_every_term_and_watch_follows_leaders() {
 id = "{id}"
 broker = "@BROKER@"
 session_timeout = 3.0
+election_session_timeout = 3.0
 heartbeat_interval = 0.5
 value_serializer = "raw"
 
@@ -801,10 +804,10 @@ body = '''send("{out}", "task " + worker_id());'''
 fn a_follower_shutting_down_leaves_the_election_at_once() {
     let scratch = Scratch::new("follower-leaves");
     let id = common::unique_name("follower-leaves");
-    // A long session timeout makes a member that does not leave explicitly obvious.
+    // A long election session timeout makes a member that does not leave explicitly obvious.
     let app = scratch.app(
         "app.toml",
-        &format!("[app]\nid = \"{id}\"\nbroker = \"@BROKER@\"\nsession_timeout = 30.0\nheartbeat_interval = 1.0\n"),
+        &format!("[app]\nid = \"{id}\"\nbroker = \"@BROKER@\"\nelection_session_timeout = 30.0\n"),
     );
     let mut workers: Vec<Worker> = (0..3).map(|_| Worker::start(&scratch, &app, &[])).collect();
     for worker in &mut workers {
@@ -846,6 +849,7 @@ fn a_slow_leader_timer_keeps_its_term() {
 id = "{id}"
 broker = "@BROKER@"
 session_timeout = 2.0
+election_session_timeout = 2.0
 heartbeat_interval = 0.5
 
 [[timers]]
@@ -906,6 +910,7 @@ fn the_leader_keeps_its_term_while_bodies_saturate_the_pool() {
 id = "{id}"
 broker = "@BROKER@"
 session_timeout = 2.0
+election_session_timeout = 2.0
 heartbeat_interval = 0.5
 topic_partitions = 4
 
@@ -987,7 +992,7 @@ fn a_dead_leader_is_removed_at_once_and_a_paused_one_is_not() {
     let id = common::unique_name("evict-dead");
     let app = scratch.app(
         "app.toml",
-        &format!("[app]\nid = \"{id}\"\nbroker = \"@BROKER@\"\nsession_timeout = 30.0\nheartbeat_interval = 1.0\n"),
+        &format!("[app]\nid = \"{id}\"\nbroker = \"@BROKER@\"\nelection_session_timeout = 30.0\n"),
     );
     let web_host = ["--web-host", "127.0.0.1"];
     let mut workers: Vec<Worker> = (0..2)

@@ -93,7 +93,8 @@ fr_resolve_app() {
 }
 
 # fr_app_info: `faust-rs -A $FR_APP check`, parsed into FR_APP_ID, FR_BROKERS (comma-separated),
-# FR_SESSION_TIMEOUT_MS, FR_ELECTION (the default election's name; empty if none found),
+# FR_SESSION_TIMEOUT_MS (the agents' group), FR_ELECTION_SESSION_TIMEOUT_MS, FR_ELECTION (the
+# default election's name; empty if none found),
 # FR_AGENT_TOPICS and FR_AGENT_PARTITIONS (their partitions in all), FR_LEADER_TIMERS (the
 # timers that run on a leader only).
 fr_app_info() {
@@ -103,7 +104,8 @@ fr_app_info() {
         printf '%s\n' "$out" >&2
         fr_die "$FR_APP is not a valid app (faust-rs check failed)"
     }
-    FR_APP_ID='' FR_BROKERS='' FR_SESSION_TIMEOUT_MS=6000 FR_ELECTION=''
+    FR_APP_ID='' FR_BROKERS='' FR_SESSION_TIMEOUT_MS=6000 FR_ELECTION_SESSION_TIMEOUT_MS=15000
+    FR_ELECTION=''
     FR_AGENT_TOPICS=() FR_AGENT_PARTITIONS=0 FR_LEADER_TIMERS=()
     local -A partitions=()
     local section=''
@@ -114,7 +116,8 @@ fr_app_info() {
     local re_leader_timer='^  ([^ :]+): .*on the leader'
     local re_app='^app (.+)$'
     local re_brokers='^ +brokers: (.+)$'
-    local re_session='session timeout ([0-9]+)(\.[0-9]+)?(ms|s)'
+    local re_session='^  group: .*session timeout ([0-9]+)(\.[0-9]+)?(ms|s)'
+    local re_election_session='election session timeout ([0-9]+)(\.[0-9]+)?(ms|s)'
     while IFS= read -r line; do
         if [[ $line =~ $re_section ]]; then
             section=${BASH_REMATCH[1]}
@@ -136,15 +139,22 @@ fr_app_info() {
         elif [[ $line =~ $re_brokers ]]; then
             FR_BROKERS=${BASH_REMATCH[1]// /}
         elif [[ $line =~ $re_session ]]; then
-            if [[ ${BASH_REMATCH[3]} == ms ]]; then
-                FR_SESSION_TIMEOUT_MS=${BASH_REMATCH[1]}
-            else
-                local frac=${BASH_REMATCH[2]#.}000
-                FR_SESSION_TIMEOUT_MS=$((10#${BASH_REMATCH[1]} * 1000 + 10#${frac:0:3}))
-            fi
+            FR_SESSION_TIMEOUT_MS=$(matched_ms)
+        elif [[ $line =~ $re_election_session ]]; then
+            FR_ELECTION_SESSION_TIMEOUT_MS=$(matched_ms)
         fi
     done <<<"$out"
     [[ -n $FR_APP_ID ]] || FR_APP_ID=$(basename "$FR_APP" .toml)
+}
+
+# The duration BASH_REMATCH holds (whole part, optional fraction, unit ms or s), in ms.
+matched_ms() {
+    if [[ ${BASH_REMATCH[3]} == ms ]]; then
+        echo "${BASH_REMATCH[1]}"
+    else
+        local frac=${BASH_REMATCH[2]#.}000
+        echo $((10#${BASH_REMATCH[1]} * 1000 + 10#${frac:0:3}))
+    fi
 }
 
 # The run folder of the app in FR_APP_ID (FAUST_RS_RUN_DIR wins).

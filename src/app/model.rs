@@ -31,6 +31,9 @@ pub struct App {
     pub topic_replication_factor: u16,
     pub session_timeout: Duration,
     pub heartbeat_interval: Duration,
+    /// Session timeout of the election groups: how long a leader that stopped heartbeating
+    /// keeps leadership from the others.
+    pub election_session_timeout: Duration,
     /// Heartbeat interval of the election groups: bounds the leader hand-off.
     pub election_heartbeat_interval: Duration,
     pub max_poll_interval: Duration,

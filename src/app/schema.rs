@@ -48,10 +48,17 @@ pub struct AppSection {
     /// is advised). librdkafka `heartbeat.interval.ms`. Default and bound:
     /// [`Self::HEARTBEAT_INTERVAL`].
     pub heartbeat_interval: Option<Spanned<f64>>,
+    /// Seconds without heartbeat after which an election group gives a candidate up — and, if
+    /// it led, elects another: how long a paused, crashed-host or cut-off leader keeps
+    /// leadership from the others (a dead leader process is removed at once, see
+    /// `evict_dead_leaders`). Longer than the time a Kafka cluster needs to replace a failed
+    /// broker, so that a broker failure never costs a term. Default and bound:
+    /// [`Self::ELECTION_SESSION_TIMEOUT`].
+    pub election_session_timeout: Option<Spanned<f64>>,
     /// Seconds between heartbeats of the election groups (one per election, separate from the
     /// agents' group). A leader's departure is noticed by the other candidates at their next
-    /// heartbeat, so this bounds the leader hand-off; must be less than `session_timeout`.
-    /// Default and bound: [`Self::ELECTION_HEARTBEAT_INTERVAL`].
+    /// heartbeat, so this bounds the leader hand-off; must be less than
+    /// `election_session_timeout`. Default and bound: [`Self::ELECTION_HEARTBEAT_INTERVAL`].
     pub election_heartbeat_interval: Option<Spanned<f64>>,
     /// Seconds an agent may spend between two polls before the worker is considered stuck and
     /// leaves the group; at least `session_timeout`. librdkafka `max.poll.interval.ms`.
@@ -92,6 +99,14 @@ impl AppSection {
     /// fastest failover.
     pub const SESSION_TIMEOUT: DurationKey = DurationKey::new("session_timeout", 6.0, 3600.0);
     pub const HEARTBEAT_INTERVAL: DurationKey = DurationKey::new("heartbeat_interval", 1.5, 3600.0);
+    /// Kafka's brokers fence a failed broker after `broker.session.timeout.ms` (9 s by default)
+    /// and then move its partitions and group coordinators; the election groups' members reach
+    /// the new coordinator a second or two later. Until then their heartbeats go unanswered —
+    /// also when only a replica of the coordinator's log died, which holds its answers back.
+    /// 15 s outlasts that: measured with 6 s, every broker KILL that touched an election group
+    /// ended its term, with 13–19 s without a leader.
+    pub const ELECTION_SESSION_TIMEOUT: DurationKey =
+        DurationKey::new("election_session_timeout", 15.0, 3600.0);
     pub const ELECTION_HEARTBEAT_INTERVAL: DurationKey =
         DurationKey::new("election_heartbeat_interval", 0.1, 3600.0);
     pub const MAX_POLL_INTERVAL: DurationKey =

@@ -357,6 +357,7 @@ fn the_readme_states_the_defaults_in_force() {
     let durations = [
         AppSection::SESSION_TIMEOUT,
         AppSection::HEARTBEAT_INTERVAL,
+        AppSection::ELECTION_SESSION_TIMEOUT,
         AppSection::ELECTION_HEARTBEAT_INTERVAL,
         AppSection::MAX_POLL_INTERVAL,
         AppSection::COMMIT_INTERVAL,

@@ -35,12 +35,18 @@ pub fn summary(app: &App) -> String {
     );
     let _ = writeln!(
         w,
-        "  group: protocol {}, session timeout {}, heartbeat {}, max poll interval {}, election heartbeat {}",
+        "  group: protocol {}, session timeout {}, heartbeat {}, max poll interval {}",
         app.group_protocol.name(),
         secs(app.session_timeout),
         secs(app.heartbeat_interval),
         secs(app.max_poll_interval),
-        secs(app.election_heartbeat_interval)
+    );
+    let _ = writeln!(
+        w,
+        "  elections: election session timeout {}, election heartbeat {}, evict dead leaders {}",
+        secs(app.election_session_timeout),
+        secs(app.election_heartbeat_interval),
+        if app.evict_dead_leaders { "yes" } else { "no" }
     );
     let _ = writeln!(
         w,

@@ -49,7 +49,7 @@ impl Leadership {
                 &e.name,
                 &app.election_topic(&e.name),
                 candidate && e.candidate,
-                app.session_timeout,
+                app.election_session_timeout,
                 probe.clone(),
             );
             elections.push(election);
@@ -153,8 +153,8 @@ fn removal_security(settings: &ClientSettings, app: &App) -> Option<Arc<Security
         Ok(security) => Some(Arc::new(security)),
         Err(why) => {
             tracing::warn!(
-                "faust-rs cannot remove members from election groups here ({why}): a dead leader is replaced after the session timeout ({:.1}s)",
-                app.session_timeout.as_secs_f64()
+                "faust-rs cannot remove members from election groups here ({why}): a dead leader is replaced after election_session_timeout ({:.1}s; lower it for a faster failover)",
+                app.election_session_timeout.as_secs_f64()
             );
             None
         }
@@ -175,17 +175,19 @@ fn candidacy_clients(
         // timeout.
         instance_id: None,
         protocol: GroupProtocol::Classic,
-        session_timeout: app.session_timeout,
+        session_timeout: app.election_session_timeout,
         // The other candidates learn that a leader left (and the group is rebalancing) at
         // their next heartbeat, so this bounds the hand-off.
         heartbeat_interval: app.election_heartbeat_interval,
-        max_poll_interval: app.max_poll_interval,
+        // librdkafka refuses a max poll interval below the session timeout; the election
+        // consumer is polled all the time anyway.
+        max_poll_interval: app.max_poll_interval.max(app.election_session_timeout),
     };
     // One transactional id per election, shared by its candidates: a new leader's producer
     // fences the previous one's. An open transaction of a leader that died holds back
     // read-committed consumers until the next leader starts or it times out.
     let mut term_producer = settings.producer();
-    let timeout = (app.session_timeout * 2).max(std::time::Duration::from_secs(10));
+    let timeout = (app.election_session_timeout * 2).max(std::time::Duration::from_secs(10));
     term_producer
         .set(
             "transactional.id",

@@ -111,6 +111,7 @@ fn assemble(
         topic_replication_factor: settings.topic_replication_factor,
         session_timeout: timing.session_timeout,
         heartbeat_interval: timing.heartbeat_interval,
+        election_session_timeout: timing.election_session_timeout,
         election_heartbeat_interval: timing.election_heartbeat_interval,
         max_poll_interval: timing.max_poll_interval,
         commit_interval: timing.commit_interval,

@@ -31,6 +31,7 @@ pub(super) struct Settings {
 pub(super) struct Timing {
     pub session_timeout: Duration,
     pub heartbeat_interval: Duration,
+    pub election_session_timeout: Duration,
     pub election_heartbeat_interval: Duration,
     pub max_poll_interval: Duration,
     pub commit_interval: Duration,
@@ -103,6 +104,11 @@ fn timing(report: &mut Report<'_>, app: &AppSection) -> Timing {
             app.heartbeat_interval.as_ref(),
             AppSection::HEARTBEAT_INTERVAL,
         ),
+        election_session_timeout: seconds(
+            report,
+            app.election_session_timeout.as_ref(),
+            AppSection::ELECTION_SESSION_TIMEOUT,
+        ),
         election_heartbeat_interval: seconds(
             report,
             app.election_heartbeat_interval.as_ref(),
@@ -125,14 +131,22 @@ fn timing(report: &mut Report<'_>, app: &AppSection) -> Timing {
 /// lost heartbeat should not end a session), and an agent may be stuck on a record for longer.
 fn check_timing(report: &mut Report<'_>, app: &AppSection, timing: &Timing) {
     let session = timing.session_timeout;
+    let election_session = timing.election_session_timeout;
     let election_heartbeat = timing.election_heartbeat_interval;
-    if election_heartbeat >= session
-        && let Some(h) = &app.election_heartbeat_interval
-    {
+    if election_heartbeat >= election_session {
+        let span = app
+            .election_heartbeat_interval
+            .as_ref()
+            .or(app.election_session_timeout.as_ref())
+            .map_or(app.id.span(), |s| s.span());
         let why = against_session(AppSection::ELECTION_HEARTBEAT_INTERVAL, election_heartbeat);
+        let session_key = AppSection::ELECTION_SESSION_TIMEOUT;
         report.error(
-            h.span(),
-            format!("{why} must be less than {}", seconds_of(session)),
+            span,
+            format!(
+                "{why} must be less than {}",
+                against_session(session_key, election_session)
+            ),
         );
     }
     let heartbeat = timing.heartbeat_interval;
