@@ -129,7 +129,8 @@ pub struct WorkerArgs {
     pub web_bind: String,
 
     /// Host name other workers and the `leader` command use to reach this worker's web server.
-    /// Default: this machine's host name.
+    /// The other candidates connect there to see at once if this worker dies while it leads,
+    /// so name an address they can reach. Default: this machine's host name.
     #[arg(long, env = "FAUST_RS_WEB_HOST")]
     pub web_host: Option<String>,
 
