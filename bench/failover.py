@@ -78,7 +78,10 @@ say.send(str(random()));
 def faust_rs_command(index, app_id, workdir, args):
     timing = []
     if args.session_timeout is not None:
+        # The leader's fail-over is the election groups' business.
         timing.append(f'session_timeout = {args.session_timeout}')
+        timing.append(f'election_session_timeout = {args.session_timeout}')
+    timing.extend(args.app_line)
     if args.heartbeat_interval is not None:
         timing.append(f'heartbeat_interval = {args.heartbeat_interval}')
     if args.election_heartbeat_interval is not None:
@@ -314,6 +317,9 @@ def main():
     p.add_argument('--failover-timeout', type=float, default=None)
     p.add_argument('--election-heartbeat-interval', type=float, default=None,
                    help="faust-rs only: the app's election_heartbeat_interval (s); default: its own")
+    p.add_argument('--app-line', action='append', default=[], metavar='KEY = VALUE',
+                   help="faust-rs only: one more line for the app's [app] section (repeatable), "
+                        'e.g. "evict_dead_leaders = false"')
     p.add_argument('--kafka-debug', metavar='CONTEXTS',
                    help="faust-rs only: librdkafka debug contexts (e.g. cgrp,eos) in the workers' "
                         'logs, with the election\'s stage timings; use with --keep-logs')
@@ -333,11 +339,13 @@ def main():
     for signame in args.signals.split(','):
         for round_no in range(1, args.rounds + 1):
             results.append(run_round(args, signame.strip().upper(), round_no))
-    defaults = {'faust': ('60s (default)', '3s (default)'), 'faust-rs': ('6s (default)', '1.5s (default)')}
+    defaults = {'faust': ('60s (default)', '3s (default)'),
+                'faust-rs': ('15s for elections, 6s for agents (defaults)', '1.5s (default)')}
     st = f'{args.session_timeout}s' if args.session_timeout is not None else defaults[args.impl][0]
     hb = f'{args.heartbeat_interval}s' if args.heartbeat_interval is not None else defaults[args.impl][1]
     print(f'{args.impl} leader fail-over, {args.workers} workers, timer {args.interval}s, '
-          f'session timeout {st}, heartbeat interval {hb}')
+          f'session timeout {st}, heartbeat interval {hb}'
+          + ''.join(f', {line}' for line in args.app_line))
     for r in results:
         print(f'{r["signal"]:<5} round {r["round"]}: gap {r["gap"]:7.3f}s  silent {r["silent"]:7.3f}s'
               f'  one leader: {"yes" if r["one_leader"] else "NO"}')

@@ -5,8 +5,11 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Scratch, Worker, wait_until};
@@ -1039,49 +1042,153 @@ fn a_dead_leader_is_removed_at_once_and_a_paused_one_is_not() {
     );
 }
 
-/// The failure detector wrong on purpose: the leader announces a web address where nothing
-/// listens (`--web-host 127.0.0.2` while it binds 127.0.0.1), so the other candidate takes it
-/// for dead and removes it from the group while it lives. That costs it its term, never a
-/// second leader: one worker per epoch, epochs only growing, and the wrongly removed worker
-/// stops leading.
+/// A TCP forwarder from `listen` to `target`: stands in for a leader's web port that stops
+/// answering while the leader lives. Dropping it closes its port and every connection.
+struct Forwarder {
+    stop: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<TcpStream>>>,
+    accepted: Arc<AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Forwarder {
+    fn start(listen: &str, target: &str) -> Forwarder {
+        let listener = TcpListener::bind(listen).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let connections = Arc::new(Mutex::new(Vec::<TcpStream>::new()));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let target = target.to_string();
+        let (stopping, open, count) = (stop.clone(), connections.clone(), accepted.clone());
+        let thread = std::thread::spawn(move || {
+            while !stopping.load(Ordering::SeqCst) {
+                let Ok((client, _)) = listener.accept() else {
+                    // Non-blocking accept: nothing pending.
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                client.set_nonblocking(false).unwrap();
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server.try_clone().unwrap(), client.try_clone().unwrap()),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Both);
+                    });
+                }
+                open.lock().unwrap().extend([client, server]);
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        Forwarder {
+            stop,
+            connections,
+            accepted,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        for connection in self.connections.lock().unwrap().drain(..) {
+            let _ = connection.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// The failure detector wrong on purpose: the other candidate watches the leader through a
+/// forwarder (the leader announces `--web-host 127.0.0.3`, where the forwarder listens), and the
+/// forwarder is closed while the leader lives. The candidate takes the leader for dead and
+/// removes it from the group. That costs the leader its term, never a second leader: one worker
+/// per epoch, epochs only growing, and a newer term after the removal.
 #[test]
 fn a_wrongly_removed_leader_loses_its_term_and_nothing_else() {
     let scratch = Scratch::new("evict-wrong");
     let id = common::unique_name("evict-wrong");
     let out = format!("{id}-ticks");
     let app = ticking_app(&scratch, &id, &out);
-    let mut misleading = Worker::start(&scratch, &app, &["--web-host", "127.0.0.2"]);
-    misleading.wait_ready(READY);
-    wait_until(READY, "the first worker leads", || {
-        leads(&misleading, "leader")
-    });
-    wait_for_ticks(&misleading, "stamp");
-    let misleading_id = worker_id(&misleading);
+    let mut leader = Worker::start(&scratch, &app, &["--web-host", "127.0.0.3"]);
+    let forwarder = Forwarder::start(
+        &format!("127.0.0.3:{}", leader.port),
+        &format!("127.0.0.1:{}", leader.port),
+    );
+    leader.wait_ready(READY);
+    wait_until(READY, "the first worker leads", || leads(&leader, "leader"));
+    wait_for_ticks(&leader, "stamp");
+    let epoch = epoch_seen_by(&leader, "leader").unwrap();
 
-    let mut honest = Worker::start(&scratch, &app, &["--web-host", "127.0.0.1"]);
-    honest.wait_ready(READY);
-    // Every term the misleading worker wins is cut short, so the honest one ends up leading.
-    wait_until(Duration::from_secs(30), "the honest worker leads", || {
-        leads(&honest, "leader")
+    let mut watcher = Worker::start(&scratch, &app, &["--web-host", "127.0.0.1"]);
+    watcher.wait_ready(READY);
+    wait_until(
+        READY,
+        "the watcher holds /alive open through the forwarder",
+        || forwarder.accepted.load(Ordering::SeqCst) >= 1,
+    );
+    let since = now_ms();
+    drop(forwarder);
+    wait_until(Duration::from_secs(20), "a newer term", || {
+        [&leader, &watcher]
+            .iter()
+            .any(|w| leads(w, "leader") && epoch_seen_by(w, "leader") > Some(epoch))
     });
-    wait_for_ticks(&honest, "stamp");
-    let honest_id = worker_id(&honest);
-    let log = honest.log_text();
+    let log = watcher.log_text();
     assert!(
-        log.contains("127.0.0.2") && log.contains("removing it from the group"),
+        log.contains("127.0.0.3") && log.contains("removing it from the group"),
         "{log}"
     );
-    assert!(misleading.log_text().contains("lost its term"));
-    assert!(!leads(&misleading, "leader"));
+    assert!(
+        leader
+            .log_text()
+            .contains(&format!("lost its term (epoch {epoch})"))
+    );
 
-    let since = now_ms();
+    let newest = epoch_seen_by(&watcher, "leader").unwrap();
     let ticks = read_ticks(&out, |ticks| {
         ticks
             .iter()
-            .filter(|t| t.worker == honest_id && t.timestamp_ms > since)
+            .filter(|t| t.epoch >= newest && t.timestamp_ms > since)
             .count()
             >= 3
     });
     assert_one_leader_per_term(&ticks);
-    assert!(ticks.iter().any(|t| t.worker == misleading_id));
+}
+
+/// A leader announced at an address where it never answered (here nothing listens on
+/// 127.0.0.2) is not taken for dead: a refusal from there says nothing about the leader (a
+/// misconfigured `--web-host`, a firewall). The other candidate says it cannot watch it, and
+/// the leader keeps its term.
+#[test]
+fn a_leader_never_seen_at_its_address_is_not_removed() {
+    let scratch = Scratch::new("evict-unseen");
+    let id = common::unique_name("evict-unseen");
+    let app = ticking_app(&scratch, &id, &format!("{id}-ticks"));
+    let mut leader = Worker::start(&scratch, &app, &["--web-host", "127.0.0.2"]);
+    leader.wait_ready(READY);
+    wait_until(READY, "the first worker leads", || leads(&leader, "leader"));
+    let epoch = epoch_seen_by(&leader, "leader").unwrap();
+
+    let mut other = Worker::start(&scratch, &app, &["--web-host", "127.0.0.1"]);
+    other.wait_ready(READY);
+    wait_until(
+        Duration::from_secs(20),
+        "the other says it cannot watch",
+        || {
+            other
+                .log_text()
+                .contains("cannot watch the leader's process")
+        },
+    );
+    wait_for_ticks(&leader, "stamp");
+    assert!(leads(&leader, "leader"));
+    assert_eq!(epoch_seen_by(&other, "leader"), Some(epoch));
+    assert!(!other.log_text().contains("removing it from the group"));
 }

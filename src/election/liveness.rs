@@ -6,7 +6,8 @@
 //! keeps one connection open to the current leader's web server (`GET /alive`, which answers
 //! with the process's [`this_process`] id and then never ends) and, when it closes, looks again:
 //!
-//! - the port refuses connections, or another process answers there: the leader is **dead**;
+//! - the port refuses connections, or another process answers there, where the leader's own
+//!   process was seen answering before: the leader is **dead**;
 //!   the candidate removes the leader's member (named in its announcement) from the group with
 //!   a LeaveGroup on its behalf ([`crate::kafka::wire`]), and the group elects the next leader
 //!   now;
@@ -114,8 +115,14 @@ enum Sight {
 }
 
 /// Watches the term's process until it is found dead, or cannot be watched.
+///
+/// Death is concluded only at an address where the leader's own process was seen answering:
+/// a refusal from an address never seen alive proves nothing about the leader (a `--web-host`
+/// other workers cannot reach, a loopback-only `--web-bind`, a firewall that rejects, the
+/// same `--web-host localhost` on every machine).
 async fn follow(term: &Announcement) -> Verdict {
     let address = web_address(&term.web_url).expect("watchable terms have one");
+    let mut seen_alive = false;
     let mut closed_in_a_row = 0;
     loop {
         let sight = look(address, &term.instance).await;
@@ -125,6 +132,7 @@ async fn follow(term: &Announcement) -> Verdict {
         };
         match sight {
             Sight::Alive(stream) => {
+                seen_alive = true;
                 let opened = Instant::now();
                 closed(stream).await;
                 // Look again at once: that is when a death shows. A server that closes at
@@ -133,7 +141,12 @@ async fn follow(term: &Announcement) -> Verdict {
                     tokio::time::sleep(LOOK_AGAIN).await;
                 }
             }
-            Sight::Dead(why) => return Verdict::Dead(why),
+            Sight::Dead(why) if seen_alive => return Verdict::Dead(why),
+            Sight::Dead(why) => {
+                return Verdict::CannotTell(format!(
+                    "{why}, where the leader's process was never seen"
+                ));
+            }
             Sight::NotServed(why) => return Verdict::CannotTell(why),
             Sight::Unclear(why) => {
                 tracing::debug!("leader at {address}: {why}; looking again");

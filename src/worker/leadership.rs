@@ -83,17 +83,7 @@ impl Leadership {
         runner: BodyRunner,
         shutdown: &Shutdown,
     ) -> Result<(), String> {
-        let topics: Vec<String> = self.elections.iter().map(|e| e.topic.clone()).collect();
-        let config = settings.admin();
-        // Finding where each topic ends is a blocking broker round trip.
-        let reader = tokio::task::spawn_blocking(move || observer::tail(&config, &topics))
-            .await
-            .map_err(|e| format!("election reader: {e}"))??;
-        shutdown.tasks.spawn(observer::follow(
-            reader,
-            self.elections.clone(),
-            shutdown.warm.clone(),
-        ));
+        self.follow_announcements(settings, shutdown).await?;
         let hooks: Arc<dyn TermHooks> = Arc::new(Hooks {
             runner,
             tasks: shutdown.tasks.clone(),
@@ -110,13 +100,10 @@ impl Leadership {
                 continue;
             }
             let control = control.take().expect("started once");
-            let remover = security.as_ref().map(|security| {
-                Arc::new(MemberRemover {
-                    bootstrap: settings.bootstrap.split(',').map(str::to_string).collect(),
-                    security: security.clone(),
-                    group: app.election_group(&election.name),
-                })
-            });
+            let remover = security
+                .as_ref()
+                .map(|security| member_remover(app, settings, election, security));
+            // Watches the leader's process, to remove it from the group once it is gone.
             if let Some(remover) = remover.as_ref().filter(|_| app.evict_dead_leaders) {
                 shutdown.tasks.spawn(liveness::watch(
                     election.clone(),
@@ -134,6 +121,26 @@ impl Leadership {
                 shutdown.warm.clone(),
             )));
         }
+        Ok(())
+    }
+
+    /// Starts the reader that follows every election's announcements, from each topic's end.
+    async fn follow_announcements(
+        &self,
+        settings: &ClientSettings,
+        shutdown: &Shutdown,
+    ) -> Result<(), String> {
+        let topics: Vec<String> = self.elections.iter().map(|e| e.topic.clone()).collect();
+        let config = settings.admin();
+        // Finding where each topic ends is a blocking broker round trip.
+        let reader = tokio::task::spawn_blocking(move || observer::tail(&config, &topics))
+            .await
+            .map_err(|e| format!("election reader: {e}"))??;
+        shutdown.tasks.spawn(observer::follow(
+            reader,
+            self.elections.clone(),
+            shutdown.warm.clone(),
+        ));
         Ok(())
     }
 
@@ -159,6 +166,20 @@ fn removal_security(settings: &ClientSettings, app: &App) -> Option<Arc<Security
             None
         }
     }
+}
+
+/// Removes members from `election`'s group.
+fn member_remover(
+    app: &App,
+    settings: &ClientSettings,
+    election: &Election,
+    security: &Arc<Security>,
+) -> Arc<MemberRemover> {
+    Arc::new(MemberRemover {
+        bootstrap: settings.bootstrap.split(',').map(str::to_string).collect(),
+        security: security.clone(),
+        group: app.election_group(&election.name),
+    })
 }
 
 /// The Kafka clients of one candidacy.
