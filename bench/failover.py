@@ -89,7 +89,10 @@ def faust_rs_command(index, app_id, workdir, args):
     app = os.path.join(workdir, 'leader.toml')
     if not os.path.exists(app):
         with open(app, 'w') as f:
-            kafka = f'\n[kafka]\ndebug = "{args.kafka_debug}"\n' if args.kafka_debug else ''
+            kafka_lines = list(args.kafka_line)
+            if args.kafka_debug:
+                kafka_lines.append(f'debug = "{args.kafka_debug}"')
+            kafka = '\n[kafka]\n' + '\n'.join(kafka_lines) + '\n' if kafka_lines else ''
             f.write(FAUST_RS_APP.format(app_id=app_id, broker=args.broker, interval=args.interval,
                                         timing='\n'.join(timing), kafka=kafka))
     port = args.base_port + index
@@ -320,6 +323,10 @@ def main():
     p.add_argument('--app-line', action='append', default=[], metavar='KEY = VALUE',
                    help="faust-rs only: one more line for the app's [app] section (repeatable), "
                         'e.g. "evict_dead_leaders = false"')
+    p.add_argument('--kafka-line', action='append', default=[], metavar='"KEY" = VALUE',
+                   help="faust-rs only: one more line for the app's [kafka] table (repeatable), "
+                        'e.g. for a secured listener; values may read the environment: '
+                        '"sasl.password" = { env = "VAR" }')
     p.add_argument('--kafka-debug', metavar='CONTEXTS',
                    help="faust-rs only: librdkafka debug contexts (e.g. cgrp,eos) in the workers' "
                         'logs, with the election\'s stage timings; use with --keep-logs')

@@ -20,12 +20,12 @@ scripts/workers.sh start 3 APP.
 Steps (default: int-leader,term-leader,kill-leader,quit-follower,stop-leader,term-random):
   int-leader     INT the leader (Control-C in the tutorial): warm shutdown, hand-off first
   term-leader    TERM the leader
-  kill-leader    KILL the leader (no hand-off: the group notices after the session timeout),
-                 then start a fresh worker on its port
+  kill-leader    KILL the leader (no hand-off: the other candidates see its process gone and
+                 remove it from the election group), then start a fresh worker on its port
   quit-follower  QUIT a worker that does not lead (cold shutdown, exit 3)
-  stop-leader    STOP the leader for longer than the session timeout, then CONT it: another
-                 worker must lead while it is stopped, and the resumed one must not lead again
-                 beside it nor run a leader-only timer
+  stop-leader    STOP the leader for longer than the election session timeout, then CONT it:
+                 another worker must lead while it is stopped, and the resumed one must not
+                 lead again beside it nor run a leader-only timer
   term-random    TERM a random worker
   usr2-leader    USR2 the leader (stand down; another candidate takes over)
   kill-random    KILL a random worker, then start a fresh one on its port
@@ -44,7 +44,7 @@ Options:
   --steps A,B,C      the steps to run, in order (names above)
   --min-workers M    workers kept running before each step (default 2)
   --timeout S        deadline for a single leader after a step (default: the larger of 30 s and
-                     5 session timeouts; the session timeout comes from `faust-rs check`)
+                     5 election session timeouts, which `faust-rs check` prints)
   --tick-timeout S   deadline for the leader's first leader-only timer run (default 15; 0: skip)
   --seed N           seed for the random choices (default: random, printed)
   --no-restore       leave the cluster as the last step left it (default: restart the stopped

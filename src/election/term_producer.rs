@@ -11,6 +11,7 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer as _;
+use rdkafka::types::RDKafkaErrorCode;
 
 use crate::kafka::producer::{self, KafkaProducer, Producer, Record};
 
@@ -140,17 +141,35 @@ fn commit(producer: &KafkaProducer) -> Result<(), TermSendError> {
     for _ in 0..SETTLE_ATTEMPTS {
         match producer.commit_transaction(TRANSACTION_CALL_TIMEOUT) {
             Ok(()) => return Ok(()),
+            Err(e) if timed_out(&e) => {
+                tracing::debug!("the leader's commit did not end in time ({e}); resuming it");
+            }
             Err(KafkaError::Transaction(e)) if e.txn_requires_abort() => {
                 let refused = TermSendError::Failed(format!("commit: {e}"));
                 return abort(producer).and(Err(refused));
             }
-            Err(KafkaError::Transaction(e)) if e.is_retriable() => {
-                tracing::debug!("the leader's commit did not end in time ({e}); resuming it");
+            Err(e @ KafkaError::Transaction(_)) => return Err(classify("commit", e)),
+            // Any other failure leaves the transaction open: abort it, or every later
+            // `begin_transaction` fails ("Operation not valid in state InTransaction").
+            Err(e) => {
+                let failed = classify("commit", e);
+                return abort(producer).and(Err(failed));
             }
-            Err(e) => return Err(classify("commit", e)),
         }
     }
     Err(stuck("commit"))
+}
+
+/// Whether a commit or abort call only ran out of time: the transaction is still being
+/// settled and the call can be made again. rust-rdkafka's `commit_transaction` first flushes
+/// the records sent, which can time out too (measured: while a partition's leader was being
+/// replaced) and then leaves the transaction open.
+fn timed_out(error: &KafkaError) -> bool {
+    match error {
+        KafkaError::Transaction(e) => e.is_retriable(),
+        KafkaError::Flush(code) => *code == RDKafkaErrorCode::OperationTimedOut,
+        _ => false,
+    }
 }
 
 /// Aborts the open transaction, resuming an abort that timed out; `Err` only when the
@@ -159,7 +178,7 @@ fn abort(producer: &KafkaProducer) -> Result<(), TermSendError> {
     for _ in 0..SETTLE_ATTEMPTS {
         match producer.abort_transaction(TRANSACTION_CALL_TIMEOUT) {
             Ok(()) => return Ok(()),
-            Err(KafkaError::Transaction(e)) if e.is_retriable() => {
+            Err(e) if timed_out(&e) => {
                 tracing::debug!("the leader's abort did not end in time ({e}); resuming it");
             }
             // Fenced or not, a producer that cannot abort is unusable.
@@ -188,5 +207,19 @@ fn connect(producer: &KafkaProducer, topic: &str) {
         .fetch_metadata(Some(topic), TRANSACTION_CALL_TIMEOUT)
     {
         tracing::debug!("the leader's producer cannot connect: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flush_that_ran_out_of_time_is_resumed_and_other_failures_are_not() {
+        assert!(timed_out(&KafkaError::Flush(
+            RDKafkaErrorCode::OperationTimedOut
+        )));
+        assert!(!timed_out(&KafkaError::Flush(RDKafkaErrorCode::Fenced)));
+        assert!(!timed_out(&KafkaError::Canceled));
     }
 }
