@@ -6,17 +6,20 @@
 #
 #   bench/broker-faults.sh [SETTLE_SECONDS]        (default 20: steady time after each fault)
 #
-# Three workers of a tutorial-like app (its topics with replication factor 3) whose leader timer
-# ticks every 0.2 s, printing `TICK <ms> <epoch> <worker> <id>` and sending <id> to an agent
-# that prints `GOT <id>`. Faults, one after the other, each followed by SETTLE_SECONDS of calm:
+# Three workers of a tutorial-like app (its topics with replication factor 3) with two leader
+# timers every 0.2 s: `beat` prints `BEAT <ms> <epoch> <worker>` and sends nothing (the
+# election's health: the leader confirms its term and acts), `tick` prints
+# `TICK <ms> <epoch> <worker> <id>` and sends <id> to an agent that prints `GOT <id>` (the
+# leader's data path: a tick waits for the previous tick's transaction, which waits for every
+# partition and the transaction coordinator it involves). Faults, one after the other, each followed by SETTLE_SECONDS of calm:
 #   coordinator KILL      kill -9 of the broker coordinating the election's group, then its
 #                         restart
 #   partition-leader KILL kill -9 of the broker leading the election topic's partition, then
 #                         its restart
 #   rolling restart       a clean restart (TERM, start) of each broker in turn
-# Prints per fault the longest time without a leader tick (from the fault's start to its
-# window's end), whether two workers ever ticked in one term or an older term ticked after a
-# newer one ("two leaders"), and at the end how many ticks' records were never printed by the
+# Prints per fault the longest time without a leader beat and without a leader tick (from the
+# fault's start to its window's end), whether two workers ever beat or ticked in one term or an
+# older term after a newer one ("two leaders"), and at the end how many ticks' records were never printed by the
 # agent, how many ticks the workers reported as failed, and the difference ("lost silently"). The goal (issue 11): a KILL's gap within the broker session timeout + 3 s
 # (12 s), a rolling restart's within 2 s, never two leaders, nothing lost.
 #
@@ -58,6 +61,12 @@ session_timeout = ${BROKER_FAULTS_SESSION_TIMEOUT:-6}
 [[agents]]
 name = "say"
 body = 'print("GOT " + value)'
+
+[[timers]]
+name = "beat"
+interval = 0.2
+on_leader = true
+body = 'print("BEAT " + now_ms() + " " + leader_epoch() + " " + worker_id());'
 
 [[timers]]
 name = "tick"
@@ -140,6 +149,7 @@ fault "rolling restart" "1,2,3" rolling
 # except those of ticks the workers reported as failed (a transaction aborted when a newer
 # leader fenced the old one: its records never become visible, by design).
 ticks >"$work/ticks"
+cat "$FAUST_RS_RUN_DIR"/worker-*.out | grep -h '^BEAT ' >"$work/beats" || true
 deadline=$((SECONDS + 60))
 while ((SECONDS < deadline)); do
     missing=$(comm -23 <(awk '{ print $5 }' "$work/ticks" | sort -u) \
@@ -149,28 +159,45 @@ while ((SECONDS < deadline)); do
 done
 failed=$(cat "$FAUST_RS_RUN_DIR"/worker-*.log | grep -c 'timer tick failed' || true)
 
-python3 - "$windows" "$missing" "$failed" "$work/ticks" <<'PY'
+python3 - "$windows" "$missing" "$failed" "$work/ticks" "$work/beats" <<'PY'
 import sys
-windows_file, missing, failed, ticks_file = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-ticks = []
-for line in open(ticks_file):
-    _, ms, epoch, worker, _ = line.split()
-    ticks.append((int(ms), int(epoch) if epoch.lstrip("-").isdigit() else -1, worker))
-ticks.sort()
-print(f"{'fault':<24}{'node':>14}{'longest gap without a tick':>30}{'two leaders':>14}")
+windows_file, missing, failed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+
+
+def read(path):
+    marks = []
+    for line in open(path):
+        _, ms, epoch, worker = line.split()[:4]
+        marks.append((int(ms), int(epoch) if epoch.lstrip("-").isdigit() else -1, worker))
+    return sorted(marks)
+
+
+def longest_gap(marks, start, end):
+    inside = [m for m in marks if start <= m[0] <= end]
+    before = [m[0] for m in marks if m[0] < start][-1:]
+    times = before + [m[0] for m in inside] + [end]
+    return max(b - a for a, b in zip(times, times[1:])), inside
+
+
+def two_leaders(inside):
+    owners, newest = {}, -1
+    for _, epoch, worker in inside:
+        if owners.setdefault(epoch, worker) != worker or epoch < newest:
+            return True
+        newest = max(newest, epoch)
+    return False
+
+
+ticks, beats = read(sys.argv[4]), read(sys.argv[5])
+print(f"{'fault':<24}{'node':>14}{'longest gap: beat':>20}{'tick':>10}{'two leaders':>14}")
 for line in open(windows_file):
     name, node, start, end = line.rstrip("\n").split("\t")
     start, end = int(start), int(end)
-    inside = [t for t in ticks if start <= t[0] <= end]
-    before = [t[0] for t in ticks if t[0] < start][-1:]
-    times = before + [t[0] for t in inside] + [end]
-    gap = max(b - a for a, b in zip(times, times[1:]))
-    owners, two, newest = {}, False, -1
-    for _, epoch, worker in inside:
-        if owners.setdefault(epoch, worker) != worker or epoch < newest:
-            two = True
-        newest = max(newest, epoch)
-    print(f"{name:<24}{node:>14}{gap / 1000:>28.2f} s{'YES' if two else 'no':>14}")
+    beat_gap, beat_inside = longest_gap(beats, start, end)
+    tick_gap, tick_inside = longest_gap(ticks, start, end)
+    two = two_leaders(beat_inside) or two_leaders(tick_inside)
+    print(f"{name:<24}{node:>14}{beat_gap / 1000:>18.2f} s{tick_gap / 1000:>8.2f} s"
+          f"{'YES' if two else 'no':>14}")
 print(f"not printed by the agent: {missing} of {len(ticks)} ticks' records; "
       f"ticks the workers reported as failed: {failed}; "
       f"lost silently: {max(0, missing - failed)}")

@@ -151,7 +151,14 @@ fn tls_settings(properties: &Properties) -> Result<Tls, String> {
             .set_sigalgs_list(list)
             .map_err(|e| listed("ssl.sigalgs.list", e))?;
     }
-    builder.set_verify(SslVerifyMode::PEER);
+    // As librdkafka: the broker's certificate is verified unless the app turns that off.
+    let verify = get("enable.ssl.certificate.verification")
+        .is_none_or(|v| !v.eq_ignore_ascii_case("false"));
+    builder.set_verify(if verify {
+        SslVerifyMode::PEER
+    } else {
+        SslVerifyMode::NONE
+    });
     let verify_host_name = get("ssl.endpoint.identification.algorithm")
         .is_none_or(|algorithm| algorithm.eq_ignore_ascii_case("https"));
     Ok(Tls {
