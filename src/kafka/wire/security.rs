@@ -152,8 +152,8 @@ fn tls_settings(properties: &Properties) -> Result<Tls, String> {
             .map_err(|e| listed("ssl.sigalgs.list", e))?;
     }
     // As librdkafka: the broker's certificate is verified unless the app turns that off.
-    let verify = get("enable.ssl.certificate.verification")
-        .is_none_or(|v| !v.eq_ignore_ascii_case("false"));
+    let verify =
+        get("enable.ssl.certificate.verification").is_none_or(|v| !v.eq_ignore_ascii_case("false"));
     builder.set_verify(if verify {
         SslVerifyMode::PEER
     } else {
