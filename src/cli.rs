@@ -50,7 +50,8 @@ Exit statuses:
 /// Options every subcommand accepts, as in `faust -A proj -l info --datadir DIR worker`.
 #[derive(Debug, Args)]
 pub struct GlobalOptions {
-    /// The app definition (TOML) to load.
+    /// The app definition (TOML) to load. A name without an extension that is no file finds
+    /// NAME.toml, as Faust's `-A leader` finds `leader.py`.
     #[arg(
         short = 'A',
         long = "app",

@@ -18,7 +18,7 @@ pub mod model;
 pub mod schema;
 mod validate;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use diagnostics::{Diagnostic, LoadErrors, Severity};
 pub use kafka::sink_records;
@@ -32,6 +32,25 @@ pub struct Loaded {
     pub app: App,
     pub engine: ScriptEngine,
     pub warnings: Vec<Diagnostic>,
+}
+
+/// The app file `-A` names: `path` itself, or, as Faust's `-A leader` finds `leader.py`,
+/// `path` with `.toml` added when `path` is no file. `Err` names what was tried.
+pub fn locate(path: &Path) -> Result<PathBuf, String> {
+    if path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    // Only for a name without an extension, where this adds one.
+    let with_extension = path.with_extension("toml");
+    if path.extension().is_none() && with_extension.is_file() {
+        return Ok(with_extension);
+    }
+    let tried = if path.extension().is_none() {
+        format!("{} nor {}", path.display(), with_extension.display())
+    } else {
+        path.display().to_string()
+    };
+    Err(format!("no app definition: there is no file {tried}"))
 }
 
 /// Reads, parses and validates the app file at `path`, compiling every body. Returns every

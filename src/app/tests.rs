@@ -390,3 +390,32 @@ fn the_readme_states_the_defaults_in_force() {
         assert_eq!(stated(key), value, "README default of `{key}`");
     }
 }
+
+#[test]
+fn an_app_name_without_extension_finds_its_toml_file_as_faust_finds_its_module() {
+    let dir = std::env::temp_dir().join(format!("faust-rs-locate-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("leader")).unwrap();
+    std::fs::write(dir.join("leader.toml"), "").unwrap();
+    std::fs::write(dir.join("explicit.conf"), "").unwrap();
+    // A folder named like the app (Faust's project package) does not get in the way.
+    assert_eq!(locate(&dir.join("leader")), Ok(dir.join("leader.toml")));
+    assert_eq!(
+        locate(&dir.join("leader.toml")),
+        Ok(dir.join("leader.toml"))
+    );
+    assert_eq!(
+        locate(&dir.join("explicit.conf")),
+        Ok(dir.join("explicit.conf"))
+    );
+    let missing = locate(&dir.join("nothing")).unwrap_err();
+    assert!(
+        missing.contains("nothing nor ") && missing.ends_with("nothing.toml"),
+        "{missing}"
+    );
+    let missing = locate(&dir.join("nothing.toml")).unwrap_err();
+    assert!(
+        missing.ends_with("nothing.toml") && !missing.contains(" nor "),
+        "{missing}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

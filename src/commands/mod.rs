@@ -22,7 +22,8 @@ pub fn load_app(global: &GlobalOptions) -> Result<Loaded> {
              `faust-rs -A app.toml check`",
         ));
     };
-    match app::load(path) {
+    let path = app::locate(path).map_err(Fatal::config)?;
+    match app::load(&path) {
         Ok(loaded) => {
             print_diagnostics(&loaded.warnings);
             Ok(loaded)

@@ -66,7 +66,7 @@ pub async fn watch(election: Arc<Election>, remover: Arc<MemberRemover>, stop: C
                 verdict = follow(&term) => match verdict {
                     Verdict::Dead(why) => evict(&election, &remover, &term, &why).await,
                     Verdict::CannotTell(why) => tracing::info!(
-                        "election {}: cannot watch the leader's process ({why}); if it dies, the next leader is elected after the session timeout",
+                        "election {}: cannot watch the leader's process ({why}); if it dies, the next leader is elected after election_session_timeout",
                         election.name
                     ),
                 },

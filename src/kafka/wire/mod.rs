@@ -6,5 +6,5 @@ pub mod connection;
 pub mod groups;
 pub mod security;
 
-pub use groups::{MemberRemover, Removal, remove_member};
+pub use groups::{MemberRemover, Removal};
 pub use security::Security;
