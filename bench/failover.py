@@ -40,6 +40,8 @@ import time
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'faust')
 REPO = os.path.dirname(os.path.dirname(HERE))
+# The workers' control token (`leader --stand-down` must carry it): one per run.
+CONTROL_TOKEN = os.environ.setdefault('FAUST_RS_WEB_TOKEN', os.urandom(16).hex())
 FAUST_RS = os.environ.get('FAUST_RS', os.path.join(REPO, 'target', 'release', 'faust-rs'))
 VENV = os.environ.get('FAUST_VENV', os.path.join(REPO, '.bench', 'faust-venv'))
 FAUST = os.path.join(VENV, 'bin', 'faust')
@@ -108,6 +110,7 @@ class Worker:
         self.out_path = os.path.join(workdir, f'worker{index}.out')
         self.err_path = os.path.join(workdir, f'worker{index}.log')
         env = dict(os.environ,
+                   FAUST_RS_WEB_TOKEN=CONTROL_TOKEN,
                    FAUST_APP_ID=app_id,
                    FAUST_BROKER=args.broker,
                    FAUST_TIMER_INTERVAL=str(args.interval))
@@ -231,8 +234,7 @@ def _run_round(args, signame, round_no, workdir):
         last_old = cluster.ticks[-1][0]
         t_signal = time.time()
         if signame == 'STANDDOWN':
-            subprocess.run([FAUST_RS, '-A', os.path.join(workdir, 'leader.toml'), 'leader',
-                            '--stand-down', '--web-port', str(old.port)],
+            subprocess.run([FAUST_RS, 'leader', '--stand-down', '--web-port', str(old.port)],
                            check=True, stdout=subprocess.DEVNULL)
         else:
             old.expected_exit = True

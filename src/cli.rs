@@ -135,6 +135,12 @@ pub struct WorkerArgs {
     #[arg(long, env = "FAUST_RS_WEB_HOST")]
     pub web_host: Option<String>,
 
+    /// File holding the control token that `POST /leader/stand-down` requests must carry
+    /// (`Authorization: Bearer TOKEN`); else the token in FAUST_RS_WEB_TOKEN. With neither,
+    /// the worker refuses every such request (403): the control endpoint is locked.
+    #[arg(long, value_name = "FILE", env = "FAUST_RS_WEB_TOKEN_FILE")]
+    pub web_token_file: Option<std::path::PathBuf>,
+
     /// Static membership of the agents' group (`group.instance.id`): a worker restarted
     /// within the session timeout gets its partitions back without a rebalance. `auto` makes
     /// one and keeps it in the data directory. Default: dynamic membership.
@@ -203,14 +209,24 @@ pub struct LeaderArgs {
     #[arg(long)]
     pub watch: bool,
 
-    /// Ask the leader to stand down (another candidate is elected if there is one). Needs the
-    /// --web-port of the worker to ask.
-    #[arg(long, requires = "web_port")]
+    /// Ask a worker to stand down from the elections it leads (another candidate is elected
+    /// if there is one): the worker at --url, or on this machine at --web-port. Sends the
+    /// control token (--web-token-file, or FAUST_RS_WEB_TOKEN). Needs no -A.
+    #[arg(long)]
     pub stand_down: bool,
 
-    /// Web port of the worker addressed by --stand-down.
-    #[arg(long)]
+    /// Web port of the worker on this machine addressed by --stand-down.
+    #[arg(long, conflicts_with = "url")]
     pub web_port: Option<u16>,
+
+    /// Web address of the worker addressed by --stand-down, on any host
+    /// (`http://host:port`).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+
+    /// File holding the control token --stand-down sends; else FAUST_RS_WEB_TOKEN.
+    #[arg(long, value_name = "FILE", env = "FAUST_RS_WEB_TOKEN_FILE")]
+    pub web_token_file: Option<std::path::PathBuf>,
 
     /// Only this election (default: every election of the app).
     #[arg(long, value_name = "NAME")]

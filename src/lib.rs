@@ -16,6 +16,7 @@ pub mod cli;
 pub mod clock;
 pub mod codec;
 pub mod commands;
+pub mod control_token;
 pub mod election;
 pub mod exit;
 pub mod kafka;
@@ -46,11 +47,14 @@ pub fn run(cli: Cli) -> Result<Status> {
         Command::Worker(args) => {
             // Everything that can be wrong with the input is found before Kafka is touched.
             let loaded = commands::load_app(&cli.global)?;
+            let web_token = control_token::ControlToken::load(args.web_token_file.as_deref())
+                .map_err(Fatal::config)?;
             logging::init(&cli.global)?;
             let options = worker::run::WorkerOptions {
                 web_port: args.web_port,
                 web_bind: args.web_bind,
                 web_host: args.web_host,
+                web_token,
                 datadir: cli.global.datadir.clone(),
                 shutdown_timeout: std::time::Duration::from_secs_f64(args.shutdown_timeout),
                 candidate: !args.no_candidate,
@@ -81,6 +85,11 @@ pub fn run(cli: Cli) -> Result<Status> {
             let loaded = commands::load_app(&cli.global)?;
             logging::init(&cli.global)?;
             runtime()?.block_on(commands::send::run(std::sync::Arc::new(loaded.app), args))
+        }
+        // A stand-down only talks to a worker's web server: no app needed.
+        Command::Leader(args) if args.stand_down => {
+            logging::init(&cli.global)?;
+            runtime()?.block_on(commands::leader::stand_down(args))
         }
         Command::Leader(args) => {
             let loaded = commands::load_app(&cli.global)?;

@@ -213,7 +213,10 @@ fn failovers_keep_exactly_one_leader_per_epoch() {
     let id = common::unique_name("failover");
     let out = format!("{id}-ticks");
     let app = ticking_app(&scratch, &id, &out);
-    let mut workers: Vec<Worker> = (0..4).map(|_| Worker::start(&scratch, &app, &[])).collect();
+    let token = common::web_token_env();
+    let mut workers: Vec<Worker> = (0..4)
+        .map(|_| Worker::start_with_env(&scratch, &app, &[], &token))
+        .collect();
     for worker in &mut workers {
         worker.wait_ready(READY);
     }
@@ -241,6 +244,7 @@ fn failovers_keep_exactly_one_leader_per_epoch() {
             "--web-port",
             &workers[second].port.to_string(),
         ])
+        .envs(common::web_token_env())
         .output()
         .unwrap();
     assert!(
@@ -439,12 +443,13 @@ body = '''send("{out}", worker_id());'''
     );
     let mut bystander = Worker::start(&scratch, &app, &["--no-candidate"]);
     bystander.wait_ready(READY);
-    let mut workers = vec![Worker::start(&scratch, &app, &[])];
+    let token = common::web_token_env();
+    let mut workers = vec![Worker::start_with_env(&scratch, &app, &[], &token)];
     workers[0].wait_ready(READY);
     wait_until(READY, "the first candidate leads both elections", || {
         leads(&workers[0], "crawl") && leads(&workers[0], "report")
     });
-    workers.push(Worker::start(&scratch, &app, &[]));
+    workers.push(Worker::start_with_env(&scratch, &app, &[], &token));
     workers[1].wait_ready(READY);
 
     let stand_down = Command::new(common::binary())
@@ -458,6 +463,7 @@ body = '''send("{out}", worker_id());'''
             "--web-port",
             &workers[0].port.to_string(),
         ])
+        .envs(common::web_token_env())
         .output()
         .unwrap();
     assert!(

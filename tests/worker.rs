@@ -585,3 +585,62 @@ fn every_compression_codec_is_produced_and_consumed() {
             .all(|codec| printed.matches(&format!("packed-with-{codec}\n")).count() == 50)
     });
 }
+
+/// `faust-rs leader --stand-down --url URL` (no `-A`) with the token from `--web-token-file`,
+/// or none; its exit status and standard output and error.
+fn stand_down_at(port: u16, token_file: Option<&std::path::Path>) -> std::process::Output {
+    let mut command = Command::new(common::binary());
+    command
+        .args(["leader", "--stand-down", "--url"])
+        .arg(format!("http://127.0.0.1:{port}"))
+        .env_remove("FAUST_RS_WEB_TOKEN")
+        .env_remove("FAUST_RS_APP");
+    if let Some(file) = token_file {
+        command.arg("--web-token-file").arg(file);
+    }
+    command.output().unwrap()
+}
+
+/// The control endpoint is locked: a worker started without a control token refuses every
+/// stand-down request (403), one with a token refuses requests without it or with another one,
+/// and `leader --stand-down --url` carrying it works from anywhere, without the app file.
+#[test]
+fn stand_down_needs_the_control_token() {
+    let scratch = Scratch::new("control-token");
+    let id = common::unique_name("control-token");
+    let app = scratch.app(
+        "app.toml",
+        &format!("[app]\nid = \"{id}\"\nbroker = \"@BROKER@\"\n"),
+    );
+    let token = scratch.path("token");
+    std::fs::write(&token, format!("{}\n", common::WEB_TOKEN)).unwrap();
+    let wrong = scratch.path("wrong-token");
+    std::fs::write(&wrong, "not-the-token").unwrap();
+    let mut locked = Worker::start(&scratch, &app, &[]);
+    let token_arg = token.to_str().unwrap();
+    let mut guarded = Worker::start(&scratch, &app, &["--web-token-file", token_arg]);
+    locked.wait_ready(Duration::from_secs(60));
+    guarded.wait_ready(Duration::from_secs(60));
+
+    for (port, file, why) in [
+        (locked.port, Some(token.as_path()), "locked"),
+        (guarded.port, None, "valid control token"),
+        (guarded.port, Some(wrong.as_path()), "valid control token"),
+    ] {
+        let refused = stand_down_at(port, file);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("HTTP 403") && stderr.contains(why),
+            "{stderr}"
+        );
+    }
+    let admitted = stand_down_at(guarded.port, Some(&token));
+    assert!(
+        admitted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&admitted.stderr)
+    );
+    assert!(String::from_utf8_lossy(&admitted.stdout).contains("\"stood_down\":"));
+    assert!(!guarded.log_text().contains(common::WEB_TOKEN));
+}

@@ -1,6 +1,7 @@
 //! `faust-rs leader`: who leads each election, read from the election topics without joining
-//! any group (tooz `get_leader`); `--watch` follows changes; `--stand-down --web-port N` asks
-//! the worker serving that port to give up its terms (tooz `stand_down_group_leader`).
+//! any group (tooz `get_leader`); `--watch` follows changes; `--stand-down` asks the worker at
+//! `--url` (or on this machine's `--web-port`) to give up its terms (tooz
+//! `stand_down_group_leader`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use rdkafka::{Message, Offset};
 
 use crate::app::App;
 use crate::cli::LeaderArgs;
+use crate::control_token::ControlToken;
 use crate::election::{Announcement, observer};
 use crate::exit::{Fatal, Result, Status};
 use crate::kafka::{admin, reach};
@@ -22,12 +24,6 @@ pub async fn run(app: Arc<App>, args: LeaderArgs) -> Result<Status> {
             "no election named {name:?} (elections: {})",
             known.join(", ")
         )));
-    }
-    if args.stand_down {
-        let port = args
-            .web_port
-            .expect("clap requires --web-port with --stand-down");
-        return stand_down(port, args.election.as_deref()).await;
     }
     let settings = app.client_settings(format!("faust-rs-{}-leader", app.id));
     reach::ensure_reachable(&settings, reach::PATIENCE)
@@ -158,44 +154,62 @@ fn print_leader(election: &str, announcement: Option<&Announcement>, json: bool)
 /// How long `--stand-down` waits for the worker's answer, connecting included.
 const STAND_DOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `POST /leader/stand-down` to the worker on 127.0.0.1:port; prints its answer. The HTTP
-/// client is blocking, so the request runs on tokio's blocking pool.
-async fn stand_down(port: u16, election: Option<&str>) -> Result<Status> {
-    let election = election.map(str::to_owned);
-    let answer = tokio::task::spawn_blocking(move || post_stand_down(port, election.as_deref()))
-        .await
-        .map_err(|e| Fatal::runtime(format!("the stand-down request did not finish: {e}")))??;
+/// `faust-rs leader --stand-down`: `POST /leader/stand-down` to the worker at `--url` or on
+/// 127.0.0.1:`--web-port`, with the control token; prints its answer. The HTTP client is
+/// blocking, so the request runs on tokio's blocking pool.
+pub async fn stand_down(args: LeaderArgs) -> Result<Status> {
+    let base = match (&args.url, args.web_port) {
+        (Some(url), _) => url.trim_end_matches('/').to_string(),
+        (None, Some(port)) => format!("http://127.0.0.1:{port}"),
+        (None, None) => {
+            return Err(Fatal::config(
+                "--stand-down needs the worker to ask: --url http://host:port or --web-port N",
+            ));
+        }
+    };
+    let token = ControlToken::load(args.web_token_file.as_deref()).map_err(Fatal::config)?;
+    let answer = tokio::task::spawn_blocking(move || {
+        post_stand_down(&base, args.election.as_deref(), token.as_ref())
+    })
+    .await
+    .map_err(|e| Fatal::runtime(format!("the stand-down request did not finish: {e}")))??;
     println!("{}", answer.trim());
     Ok(Status::Clean)
 }
 
 /// The request of [`stand_down`]: the worker's answer when it is a 200.
-fn post_stand_down(port: u16, election: Option<&str>) -> Result<String> {
+fn post_stand_down(
+    base: &str,
+    election: Option<&str>,
+    token: Option<&ControlToken>,
+) -> Result<String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(STAND_DOWN_TIMEOUT))
         .http_status_as_error(false)
-        // Plain HTTP to this machine: never through a proxy named by the environment.
+        // Straight to the worker: never through a proxy named by the environment.
         .proxy(None)
         .build()
         .into();
-    let mut request = agent.post(format!("http://127.0.0.1:{port}/leader/stand-down"));
+    let mut request = agent.post(format!("{base}/leader/stand-down"));
     if let Some(name) = election {
         request = request.query("election", name);
     }
+    if let Some(token) = token {
+        request = request.header("authorization", token.header());
+    }
     let failed = |e: ureq::Error| match e {
         ureq::Error::Timeout(_) => Fatal::runtime(format!(
-            "the worker on port {port} did not answer in {} s",
+            "the worker at {base} did not answer in {} s",
             STAND_DOWN_TIMEOUT.as_secs()
         )),
-        ureq::Error::Io(e) => Fatal::runtime(format!("no worker answers on 127.0.0.1:{port}: {e}")),
-        e => Fatal::runtime(format!("no worker answers on 127.0.0.1:{port}: {e}")),
+        e => Fatal::runtime(format!("no worker answers at {base}: {e}")),
     };
     let mut response = request.send_empty().map_err(failed)?;
     let status = response.status();
     let body = response.body_mut().read_to_string().map_err(failed)?;
     if status != ureq::http::StatusCode::OK {
         return Err(Fatal::runtime(format!(
-            "the worker on port {port} refused: HTTP {status}: {}",
+            "the worker at {base} refused: HTTP {status}: {}",
             body.trim()
         )));
     }

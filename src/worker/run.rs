@@ -44,6 +44,8 @@ pub struct WorkerOptions {
     pub web_port: u16,
     pub web_bind: String,
     pub web_host: Option<String>,
+    /// What `POST /leader/stand-down` requests must carry; `None`: refused.
+    pub web_token: Option<crate::control_token::ControlToken>,
     pub datadir: Option<PathBuf>,
     pub shutdown_timeout: Duration,
     /// Runs for the app's elections (false under `--no-candidate`).
@@ -170,6 +172,7 @@ pub async fn run(
     let web_task = tokio::spawn(web::serve(
         listener,
         worker.state.clone(),
+        worker.options.web_token.clone(),
         web_stop.clone().cancelled_owned(),
     ));
     let finished_warm = worker.live(leadership, &datadir).await?;

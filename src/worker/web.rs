@@ -16,6 +16,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::control_token::ControlToken;
 use crate::election::liveness::{self, ALIVE_PATH, INSTANCE_HEADER};
 use crate::worker::state::WorkerState;
 
@@ -36,8 +37,12 @@ pub async fn bind(bind: &str, port: u16) -> Result<TcpListener, String> {
     })
 }
 
+/// What the mutating routes require: the control token, or `None` (then they refuse all).
+#[derive(Clone, Debug)]
+pub struct Control(pub Option<Arc<ControlToken>>);
+
 /// The routes; `closing` is cancelled when the server stops (it ends `GET /alive`).
-pub fn router(state: Arc<WorkerState>, closing: CancellationToken) -> Router {
+pub fn router(state: Arc<WorkerState>, control: Control, closing: CancellationToken) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/health", get(health))
@@ -49,6 +54,7 @@ pub fn router(state: Arc<WorkerState>, closing: CancellationToken) -> Router {
         .route("/leader/stand-down", post(stand_down))
         .route(ALIVE_PATH, get(alive))
         .layer(Extension(closing))
+        .layer(Extension(control))
         .with_state(state)
 }
 
@@ -56,11 +62,13 @@ pub fn router(state: Arc<WorkerState>, closing: CancellationToken) -> Router {
 pub async fn serve(
     listener: TcpListener,
     state: Arc<WorkerState>,
+    token: Option<ControlToken>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let closing = CancellationToken::new();
     let stopping = closing.clone();
-    axum::serve(listener, router(state, closing))
+    let control = Control(token.map(Arc::new));
+    axum::serve(listener, router(state, control, closing))
         .with_graceful_shutdown(async move {
             shutdown.await;
             // Lets the held-open `GET /alive` responses end, which the graceful shutdown
@@ -137,8 +145,26 @@ struct StandDownQuery {
 /// `?election=NAME` limits it to one election.
 async fn stand_down(
     State(state): State<Arc<WorkerState>>,
+    Extension(control): Extension<Control>,
+    headers: axum::http::HeaderMap,
     Query(query): Query<StandDownQuery>,
-) -> Json<serde_json::Value> {
+) -> Response {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let refusal = match &control.0 {
+        None => Some(
+            "the control endpoint is locked: start the worker with --web-token-file FILE or FAUST_RS_WEB_TOKEN",
+        ),
+        Some(token) if !token.admits(presented) => {
+            Some("a valid control token is required (Authorization: Bearer TOKEN)")
+        }
+        Some(_) => None,
+    };
+    if let Some(why) = refusal {
+        tracing::warn!("refused a stand-down request over HTTP: {why}");
+        return (StatusCode::FORBIDDEN, Json(json!({ "error": why }))).into_response();
+    }
     let only = query.election.as_deref();
     let stood_down: Vec<&str> = state
         .elections
@@ -153,7 +179,7 @@ async fn stand_down(
             stood_down.join(", ")
         );
     }
-    Json(json!({ "worker": state.worker_id, "stood_down": stood_down }))
+    Json(json!({ "worker": state.worker_id, "stood_down": stood_down })).into_response()
 }
 
 async fn metrics(State(state): State<Arc<WorkerState>>) -> Response {

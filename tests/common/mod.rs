@@ -157,6 +157,14 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
+/// The control token test workers that are asked to stand down over HTTP run with.
+pub const WEB_TOKEN: &str = "9c1f7e5a2b-token";
+
+/// The environment giving a worker (or `leader --stand-down`) [`WEB_TOKEN`].
+pub fn web_token_env() -> Vec<(String, String)> {
+    vec![("FAUST_RS_WEB_TOKEN".to_string(), WEB_TOKEN.to_string())]
+}
+
 /// A worker process started from the real binary; KILLed on drop if still running.
 pub struct Worker {
     pub child: std::process::Child,
