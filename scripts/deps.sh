@@ -8,6 +8,8 @@
 #   gcc, g++, make  (rdkafka-sys builds librdkafka from source)
 #   cmake           (librdkafka is built with CMake: its own configure misses the static libcurl)
 #   perl            (openssl-src builds OpenSSL from source, to be linked statically)
+#   ShellCheck      (CI lints every shell script: Debian package shellcheck)
+#   jq, curl        (the cluster scripts read `check --json-output` and the workers' HTTP)
 #   cargo           (checked only; install Rust with rustup)
 # Missing Debian packages are installed with apt-get (one `apt-get update` first), which
 # needs root. Idempotent and silent when everything is present.
@@ -36,6 +38,9 @@ command -v g++ >/dev/null || missing+=(g++)
 command -v make >/dev/null || missing+=(make)
 command -v cmake >/dev/null || missing+=(cmake)
 command -v perl >/dev/null || missing+=(perl)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
+command -v jq >/dev/null || missing+=(jq)
+command -v curl >/dev/null || missing+=(curl)
 
 if ((${#missing[@]})); then
     say "installing missing Debian packages: ${missing[*]}"

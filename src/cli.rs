@@ -105,7 +105,7 @@ pub enum Command {
     /// leader election and serve status over HTTP.
     Worker(WorkerArgs),
     /// Load and validate the app definition, print a summary; exit 0 if valid, 2 if not.
-    Check,
+    Check(CheckArgs),
     /// List the app's agents with the topics they consume.
     Agents(AgentsArgs),
     /// Send a value to an agent (`@name`) or a topic, and print where it was written as JSON.
@@ -231,6 +231,13 @@ pub struct LeaderArgs {
     /// Only this election (default: every election of the app).
     #[arg(long, value_name = "NAME")]
     pub election: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Print the resolved app as one JSON document (for scripts) instead of the summary.
+    #[arg(long = "json-output")]
+    pub json_output: bool,
 }
 
 #[derive(Debug, Args)]

@@ -42,7 +42,7 @@ pub fn run(cli: Cli) -> Result<Status> {
             write_stdout(&buffer)?;
             Ok(Status::Clean)
         }
-        Command::Check => commands::check::run(&cli.global),
+        Command::Check(ref args) => commands::check::run(&cli.global, args),
         Command::Agents(ref args) => commands::agents::run(&cli.global, args),
         Command::Worker(args) => {
             // Everything that can be wrong with the input is found before Kafka is touched.

@@ -312,3 +312,81 @@ fn values_from_the_environment_and_files_are_read_and_never_shown() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `check --json-output` is one JSON document naming every entry of the app, with defaults
+/// applied, for scripts (`scripts/lib/cluster.sh` reads it).
+#[test]
+fn check_json_output_names_every_entry() {
+    let dir = std::env::temp_dir().join(format!("faust-rs-check-json-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let app = dir.join("app.toml");
+    std::fs::write(
+        &app,
+        r#"
+[app]
+id = "everything"
+election_session_timeout = 9
+
+[[topics]]
+name = "out"
+partitions = 2
+
+[[agents]]
+name = "a"
+sink = ["out"]
+body = 'value'
+
+[[timers]]
+name = "every"
+interval = 1.5
+on_leader = true
+body = '()'
+
+[[timers]]
+name = "nightly"
+cron = "0 3 * * *"
+body = '()'
+
+[[tasks]]
+name = "once"
+body = '()'
+
+[[elections]]
+name = "crawl"
+candidate = false
+"#,
+    )
+    .unwrap();
+    let output = Command::new(binary())
+        .arg("-A")
+        .arg(&app)
+        .args(["check", "--json-output"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let resolved: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let names = |list: &str| -> Vec<String> {
+        resolved[list]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {list}: {resolved}"))
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(resolved["id"], "everything");
+    assert_eq!(resolved["election_session_timeout"], 9.0);
+    assert_eq!(resolved["session_timeout"], 6.0);
+    assert_eq!(names("agents"), ["a"]);
+    assert_eq!(names("timers"), ["every", "nightly"]);
+    assert_eq!(names("tasks"), ["once"]);
+    assert_eq!(names("elections"), ["leader", "crawl"]);
+    assert!(names("topics").contains(&"out".to_string()));
+    assert_eq!(resolved["timers"][0]["election"], "leader");
+    assert_eq!(resolved["elections"][1]["candidate"], false);
+    assert_eq!(resolved["agents"][0]["sinks"][0]["topic"], "out");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

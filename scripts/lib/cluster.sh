@@ -92,69 +92,32 @@ fr_resolve_app() {
     FR_APP=$(cd "$(dirname "$app")" && pwd)/$(basename "$app")
 }
 
-# fr_app_info: `faust-rs -A $FR_APP check`, parsed into FR_APP_ID, FR_BROKERS (comma-separated),
+# fr_app_info: `faust-rs -A $FR_APP check --json-output`, read into FR_APP_ID, FR_BROKERS (comma-separated),
 # FR_SESSION_TIMEOUT_MS (the agents' group), FR_ELECTION_SESSION_TIMEOUT_MS, FR_ELECTION (the
 # default election's name; empty if none found),
 # FR_AGENT_TOPICS and FR_AGENT_PARTITIONS (their partitions in all), FR_LEADER_TIMERS (the
 # timers that run on a leader only).
 fr_app_info() {
-    local out line
+    local out errors
     [[ -n ${FR_BIN:-} ]] || fr_binary
-    out=$("$FR_BIN" -A "$FR_APP" check 2>&1) || {
-        printf '%s\n' "$out" >&2
+    errors=$(mktemp)
+    if ! out=$("$FR_BIN" -A "$FR_APP" check --json-output 2>"$errors"); then
+        cat "$errors" >&2
+        rm -f "$errors"
         fr_die "$FR_APP is not a valid app (faust-rs check failed)"
-    }
-    FR_APP_ID='' FR_BROKERS='' FR_SESSION_TIMEOUT_MS=6000 FR_ELECTION_SESSION_TIMEOUT_MS=15000
-    FR_ELECTION=''
-    FR_AGENT_TOPICS=() FR_AGENT_PARTITIONS=0 FR_LEADER_TIMERS=()
-    local -A partitions=()
-    local section=''
-    local re_section='^([a-z]+) \([0-9]+\):$'
-    local re_topic='^  ([^ ]+): partitions ([0-9]+)'
-    local re_agent='^  [^ ]+: topic ([^ ,]+),'
-    local re_election='^  ([^ :]+):.*default'
-    local re_leader_timer='^  ([^ :]+): .*on the leader'
-    local re_app='^app (.+)$'
-    local re_brokers='^ +brokers: (.+)$'
-    local re_session='^  group: .*session timeout ([0-9]+)(\.[0-9]+)?(ms|s)'
-    local re_election_session='election session timeout ([0-9]+)(\.[0-9]+)?(ms|s)'
-    while IFS= read -r line; do
-        if [[ $line =~ $re_section ]]; then
-            section=${BASH_REMATCH[1]}
-        elif [[ $section == topics && $line =~ $re_topic ]]; then
-            partitions[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
-        elif [[ $section == agents && $line =~ $re_agent ]]; then
-            local topic=${BASH_REMATCH[1]} known
-            for known in "${FR_AGENT_TOPICS[@]}"; do
-                [[ $known == "$topic" ]] && continue 2
-            done
-            FR_AGENT_TOPICS+=("$topic")
-            FR_AGENT_PARTITIONS=$((FR_AGENT_PARTITIONS + ${partitions[$topic]:-0}))
-        elif [[ $section == timers && $line =~ $re_leader_timer ]]; then
-            FR_LEADER_TIMERS+=("${BASH_REMATCH[1]}")
-        elif [[ $section == elections && $line =~ $re_election ]]; then
-            FR_ELECTION=${BASH_REMATCH[1]}
-        elif [[ $line =~ $re_app ]]; then
-            FR_APP_ID=${BASH_REMATCH[1]}
-        elif [[ $line =~ $re_brokers ]]; then
-            FR_BROKERS=${BASH_REMATCH[1]// /}
-        elif [[ $line =~ $re_session ]]; then
-            FR_SESSION_TIMEOUT_MS=$(matched_ms)
-        elif [[ $line =~ $re_election_session ]]; then
-            FR_ELECTION_SESSION_TIMEOUT_MS=$(matched_ms)
-        fi
-    done <<<"$out"
-    [[ -n $FR_APP_ID ]] || FR_APP_ID=$(basename "$FR_APP" .toml)
-}
-
-# The duration BASH_REMATCH holds (whole part, optional fraction, unit ms or s), in ms.
-matched_ms() {
-    if [[ ${BASH_REMATCH[3]} == ms ]]; then
-        echo "${BASH_REMATCH[1]}"
-    else
-        local frac=${BASH_REMATCH[2]#.}000
-        echo $((10#${BASH_REMATCH[1]} * 1000 + 10#${frac:0:3}))
     fi
+    rm -f "$errors"
+    FR_APP_ID=$(jq -r .id <<<"$out")
+    FR_BROKERS=$(jq -r '.brokers | join(",")' <<<"$out")
+    FR_SESSION_TIMEOUT_MS=$(jq -r '.session_timeout * 1000 | round' <<<"$out")
+    FR_ELECTION_SESSION_TIMEOUT_MS=$(jq -r '.election_session_timeout * 1000 | round' <<<"$out")
+    # The default election comes first.
+    FR_ELECTION=$(jq -r '.elections[0].name // ""' <<<"$out")
+    mapfile -t FR_AGENT_TOPICS < <(jq -r '[.agents[].topic] | unique | .[]' <<<"$out")
+    FR_AGENT_PARTITIONS=$(jq -r '([.agents[].topic] | unique) as $mine
+        | [.topics[] | select(.name as $n | $mine | index($n)) | .partitions] | add // 0' <<<"$out")
+    mapfile -t FR_LEADER_TIMERS < <(jq -r '.elections[0].name as $default
+        | .timers[] | select(.election == $default) | .name' <<<"$out")
 }
 
 # The run folder of the app in FR_APP_ID (FAUST_RS_RUN_DIR wins).

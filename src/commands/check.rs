@@ -3,20 +3,106 @@
 
 use std::fmt::Write as _;
 
+use serde_json::{Value, json};
+
 use crate::app::{App, Sink};
-use crate::cli::GlobalOptions;
+use crate::cli::{CheckArgs, GlobalOptions};
 use crate::exit::{Result, Status};
 
 use super::{load_app, write_stdout};
 
-pub fn run(global: &GlobalOptions) -> Result<Status> {
+pub fn run(global: &GlobalOptions, args: &CheckArgs) -> Result<Status> {
     let loaded = load_app(global)?;
-    write_stdout(&summary(&loaded.app))?;
+    if args.json_output {
+        write_stdout(&format!("{}\n", resolved(&loaded.app)))?;
+    } else {
+        write_stdout(&summary(&loaded.app))?;
+    }
     Ok(Status::Clean)
 }
 
 fn secs(d: std::time::Duration) -> String {
     format!("{}s", d.as_secs_f64())
+}
+
+/// The resolved app as `check --json-output` prints it: every entry by name, with its defaults
+/// applied; durations in seconds. `[kafka]` shows its keys only (values may be secrets).
+pub fn resolved(app: &App) -> Value {
+    let topics: Vec<Value> = app
+        .topics
+        .iter()
+        .map(|t| {
+            json!({
+                "name": t.name, "partitions": t.partitions, "replicas": t.replicas,
+                "key_serializer": t.key_serializer.name(),
+                "value_serializer": t.value_serializer.name(),
+                "retention_seconds": t.retention.map(|r| r.as_secs_f64()),
+                "compacted": t.compacted, "create": t.create, "declared": t.declared,
+            })
+        })
+        .collect();
+    let agents: Vec<Value> = app
+        .agents
+        .iter()
+        .map(|a| {
+            let sinks: Vec<Value> = a
+                .sinks
+                .iter()
+                .map(|s| match s {
+                    Sink::Agent(n) => json!({ "agent": n }),
+                    Sink::Topic(n) => json!({ "topic": n }),
+                })
+                .collect();
+            json!({
+                "name": a.name, "topic": a.topic, "concurrency": a.concurrency, "sinks": sinks,
+                "on_error": a.on_error.to_string(), "drop_stale_epochs": a.drop_stale_epochs,
+            })
+        })
+        .collect();
+    let timers: Vec<Value> = app
+        .timers
+        .iter()
+        .map(|t| json!({ "name": t.name, "schedule": t.schedule.to_string(), "election": t.election }))
+        .collect();
+    let tasks: Vec<Value> = app
+        .tasks
+        .iter()
+        .map(|t| json!({ "name": t.name, "election": t.election }))
+        .collect();
+    let elections: Vec<Value> = app
+        .elections
+        .iter()
+        .map(|e| {
+            json!({
+                "name": e.name, "candidate": e.candidate, "declared": e.declared,
+                "topic": app.election_topic(&e.name), "group": app.election_group(&e.name),
+                "on_elected": e.on_elected.is_some(), "on_revoked": e.on_revoked.is_some(),
+            })
+        })
+        .collect();
+    let seconds = |d: std::time::Duration| d.as_secs_f64();
+    json!({
+        "path": app.path.display().to_string(),
+        "id": app.id,
+        "brokers": app.brokers,
+        "key_serializer": app.key_serializer.name(),
+        "value_serializer": app.value_serializer.name(),
+        "group_protocol": app.group_protocol.name(),
+        "session_timeout": seconds(app.session_timeout),
+        "heartbeat_interval": seconds(app.heartbeat_interval),
+        "max_poll_interval": seconds(app.max_poll_interval),
+        "election_session_timeout": seconds(app.election_session_timeout),
+        "election_heartbeat_interval": seconds(app.election_heartbeat_interval),
+        "evict_dead_leaders": app.evict_dead_leaders,
+        "commit_interval": seconds(app.commit_interval),
+        "commit_every": app.commit_every,
+        "kafka_keys": app.kafka.names().collect::<Vec<_>>(),
+        "topics": topics,
+        "agents": agents,
+        "timers": timers,
+        "tasks": tasks,
+        "elections": elections,
+    })
 }
 
 /// The human-readable summary `check` prints.
