@@ -262,12 +262,14 @@ pub fn command() -> clap::Command {
     Cli::command()
 }
 
-/// `--version`: this binary's version, and the librdkafka it links with its built-in features.
+/// `--version`: this binary's version and the git commit it was built from, and the
+/// librdkafka it links with its built-in features.
 pub fn long_version() -> String {
     let (librdkafka, features) = crate::kafka::librdkafka_build();
     format!(
-        "{}\nlibrdkafka {librdkafka} (built-in features: {features})",
-        env!("CARGO_PKG_VERSION")
+        "{} (commit {})\nlibrdkafka {librdkafka} (built-in features: {features})",
+        env!("CARGO_PKG_VERSION"),
+        env!("FAUST_RS_GIT_COMMIT")
     )
 }
 

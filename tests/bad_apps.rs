@@ -390,3 +390,31 @@ candidate = false
     assert_eq!(resolved["agents"][0]["sinks"][0]["topic"], "out");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--version` names the version, the git commit the binary was built from, and librdkafka's
+/// version with its built-in features (TLS, SASL and every codec).
+#[test]
+fn version_names_the_commit_and_librdkafka() {
+    let output = Command::new(binary()).arg("--version").output().unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let commit = String::from_utf8(head.stdout).unwrap();
+    assert!(
+        text.starts_with(&format!(
+            "faust-rs {} (commit {})\n",
+            env!("CARGO_PKG_VERSION"),
+            commit.trim()
+        )),
+        "{text}"
+    );
+    let librdkafka = text.lines().nth(1).unwrap_or_default();
+    assert!(librdkafka.starts_with("librdkafka 2."), "{text}");
+    for feature in ["ssl", "sasl_scram", "zstd", "lz4", "snappy", "oidc"] {
+        assert!(librdkafka.contains(feature), "{feature} missing: {text}");
+    }
+}
