@@ -333,3 +333,49 @@ fn term_during_start_up_stops_at_once_and_health_answers_meanwhile() {
     );
     assert!(worker.log_text().contains("TERM during start-up"));
 }
+
+/// Under systemd (`Type=notify`, `WatchdogSec=`): the worker sends READY=1 once started,
+/// WATCHDOG=1 at half the watchdog interval, and STOPPING=1 when TERM begins its shutdown, on
+/// the datagram socket `NOTIFY_SOCKET` names (here one this test listens on).
+#[test]
+fn systemd_hears_ready_watchdog_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+
+    let scratch = Scratch::new("sd-notify");
+    let id = common::unique_name("sd-notify");
+    let app = scratch.app(
+        "app.toml",
+        &format!("[app]\nid = \"{id}\"\nbroker = \"@BROKER@\"\n"),
+    );
+    let socket_path = scratch.path("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let env = [
+        (
+            "NOTIFY_SOCKET".to_string(),
+            socket_path.to_str().unwrap().to_string(),
+        ),
+        ("WATCHDOG_USEC".to_string(), "200000".to_string()),
+    ];
+    let mut worker = Worker::start_with_env(&scratch, &app, &[], &env);
+    let mut heard: Vec<String> = Vec::new();
+    let mut listen_until = |what: &str| {
+        let mut buffer = [0u8; 512];
+        while !heard.iter().any(|m| m.lines().any(|l| l == what)) {
+            let n = socket
+                .recv(&mut buffer)
+                .unwrap_or_else(|e| panic!("no {what} (heard {heard:?}): {e}"));
+            heard.push(String::from_utf8_lossy(&buffer[..n]).into_owned());
+        }
+    };
+    listen_until("READY=1");
+    listen_until("WATCHDOG=1");
+    worker.signal("TERM");
+    listen_until("STOPPING=1");
+    assert_eq!(worker.wait_exit(Duration::from_secs(30)).code(), Some(0));
+    let ready = heard.iter().position(|m| m.contains("READY=1")).unwrap();
+    let stopping = heard.iter().position(|m| m.contains("STOPPING=1")).unwrap();
+    assert!(ready < stopping, "{heard:?}");
+}

@@ -13,5 +13,6 @@ pub mod run;
 pub mod shutdown;
 pub mod signals;
 pub mod state;
+pub mod systemd;
 pub mod timers;
 pub mod web;

@@ -35,6 +35,7 @@ use crate::worker::pool::EvalPool;
 use crate::worker::shutdown::Shutdown;
 use crate::worker::signals::Request;
 use crate::worker::state::WorkerState;
+use crate::worker::systemd;
 use crate::worker::timers::{self, BodyRunner};
 use crate::worker::web;
 
@@ -175,7 +176,16 @@ pub async fn run(
         worker.options.web_token.clone(),
         web_stop.clone().cancelled_owned(),
     ));
+    // systemd: STOPPING=1 as soon as a shutdown begins, watchdog pings until the process ends.
+    let announce_stopping = worker.shutdown.warm.clone();
+    let notifying = tokio::spawn(async move {
+        announce_stopping.cancelled().await;
+        systemd::stopping();
+    });
+    let pinging = tokio::spawn(systemd::keep_alive());
     let finished_warm = worker.live(leadership, &datadir).await?;
+    notifying.abort();
+    pinging.abort();
     web_stop.cancel();
     if finished_warm {
         let _ = tokio::time::timeout(Duration::from_millis(200), web_task).await;
@@ -225,6 +235,7 @@ impl Worker {
             _ = self.shutdown.warm.cancelled() => return Ok(true),
         }
         let running = self.start(leadership, datadir).await?;
+        systemd::ready();
         self.shutdown.warm.cancelled().await;
         Ok(self.stop(running).await)
     }
