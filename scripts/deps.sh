@@ -10,6 +10,7 @@
 #   perl            (openssl-src builds OpenSSL from source, to be linked statically)
 #   ShellCheck      (CI lints every shell script: Debian package shellcheck)
 #   jq, curl        (the cluster scripts read `check --json-output` and the workers' HTTP)
+#   PyYAML          (scripts/check-manifests.sh parses the Kubernetes manifests; pip)
 #   cargo           (checked only; install Rust with rustup)
 # Missing Debian packages are installed with apt-get (one `apt-get update` first), which
 # needs root. Idempotent and silent when everything is present.
@@ -60,4 +61,8 @@ major=$(java_major)
 ((major >= 17)) || die "java $major found on PATH, but the Kafka 4.x broker needs Java 17+ (fix PATH or JAVA_HOME)"
 command -v mvn >/dev/null || die "mvn (Apache Maven) not found"
 command -v cargo >/dev/null || die "cargo not found; install Rust (rustup) first"
+if ! python3 -c 'import yaml' 2>/dev/null; then
+    say "installing PyYAML for python3"
+    python3 -m pip install --quiet pyyaml >/dev/null || die "pip could not install PyYAML"
+fi
 exit 0
