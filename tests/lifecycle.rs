@@ -227,6 +227,10 @@ fn usr1_dumps_agents_timers_and_elections_and_the_worker_goes_on() {
     wait_until(Duration::from_secs(30), "the first batch processed", || {
         events_in(&worker) >= 50
     });
+    // The election runs beside the agents: its first term may come after the first batch.
+    wait_until(Duration::from_secs(30), "the worker leads", || {
+        worker.get_json("/leader")["elections"]["leader"]["this_worker_leads"] == true
+    });
     worker.signal("USR1");
     wait_until(Duration::from_secs(10), "the dump in the log", || {
         worker.log_text().contains("USR1 dump of worker")
