@@ -35,22 +35,21 @@ pub struct Loaded {
 }
 
 /// The app file `-A` names: `path` itself, or, as Faust's `-A leader` finds `leader.py`,
-/// `path` with `.toml` added when `path` is no file. `Err` names what was tried.
+/// `path` with `.toml` added when `path` has no extension and is no file. `Err` names both
+/// when neither exists; a missing file with an extension is left to [`load`] to report.
 pub fn locate(path: &Path) -> Result<PathBuf, String> {
-    if path.is_file() {
+    if path.is_file() || path.extension().is_some() {
         return Ok(path.to_path_buf());
     }
-    // Only for a name without an extension, where this adds one.
     let with_extension = path.with_extension("toml");
-    if path.extension().is_none() && with_extension.is_file() {
+    if with_extension.is_file() {
         return Ok(with_extension);
     }
-    let tried = if path.extension().is_none() {
-        format!("{} nor {}", path.display(), with_extension.display())
-    } else {
-        path.display().to_string()
-    };
-    Err(format!("no app definition: there is no file {tried}"))
+    Err(format!(
+        "no app definition: there is no file {} nor {}",
+        path.display(),
+        with_extension.display()
+    ))
 }
 
 /// Reads, parses and validates the app file at `path`, compiling every body. Returns every
