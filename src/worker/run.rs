@@ -174,7 +174,7 @@ pub async fn run(
         listener,
         worker.state.clone(),
         worker.options.web_token.clone(),
-        web_stop.clone().cancelled_owned(),
+        web_stop.clone(),
     ));
     // systemd: STOPPING=1 as soon as a shutdown begins, watchdog pings until the process ends.
     let announce_stopping = worker.shutdown.warm.clone();

@@ -41,7 +41,8 @@ pub async fn bind(bind: &str, port: u16) -> Result<TcpListener, String> {
 #[derive(Clone, Debug)]
 pub struct Control(pub Option<Arc<ControlToken>>);
 
-/// The routes; `closing` is cancelled when the server stops (it ends `GET /alive`).
+/// The routes; `closing` is cancelled when the server stops (it ends `GET /alive`, which the
+/// graceful shutdown waits for).
 pub fn router(state: Arc<WorkerState>, control: Control, closing: CancellationToken) -> Router {
     Router::new()
         .route("/", get(index))
@@ -58,23 +59,16 @@ pub fn router(state: Arc<WorkerState>, control: Control, closing: CancellationTo
         .with_state(state)
 }
 
-/// Serves until `shutdown` completes.
+/// Serves until `stop` is cancelled.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<WorkerState>,
     token: Option<ControlToken>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    stop: CancellationToken,
 ) -> std::io::Result<()> {
-    let closing = CancellationToken::new();
-    let stopping = closing.clone();
     let control = Control(token.map(Arc::new));
-    axum::serve(listener, router(state, control, closing))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // Lets the held-open `GET /alive` responses end, which the graceful shutdown
-            // waits for.
-            stopping.cancel();
-        })
+    axum::serve(listener, router(state, control, stop.clone()))
+        .with_graceful_shutdown(stop.cancelled_owned())
         .await
 }
 
