@@ -94,7 +94,9 @@ impl Leadership {
             producer::create(settings.producer().set("linger.ms", "0"))
                 .map_err(|e| format!("cannot create the election announcer: {e}"))?,
         );
-        let security = removal_security(settings, app);
+        // Only candidates remove members (and need to say when they cannot).
+        let candidate = self.elections.iter().any(|e| e.candidate);
+        let security = candidate.then(|| removal_security(settings, app)).flatten();
         for (election, control) in self.elections.iter().zip(&mut self.controls) {
             if !election.candidate {
                 continue;
@@ -102,7 +104,7 @@ impl Leadership {
             let control = control.take().expect("started once");
             let remover = security
                 .as_ref()
-                .map(|security| member_remover(app, settings, election, security));
+                .map(|security| member_remover(app, election, security));
             // Watches the leader's process, to remove it from the group once it is gone.
             if let Some(remover) = remover.as_ref().filter(|_| app.evict_dead_leaders) {
                 shutdown.tasks.spawn(liveness::watch(
@@ -169,14 +171,9 @@ fn removal_security(settings: &ClientSettings, app: &App) -> Option<Arc<Security
 }
 
 /// Removes members from `election`'s group.
-fn member_remover(
-    app: &App,
-    settings: &ClientSettings,
-    election: &Election,
-    security: &Arc<Security>,
-) -> Arc<MemberRemover> {
+fn member_remover(app: &App, election: &Election, security: &Arc<Security>) -> Arc<MemberRemover> {
     Arc::new(MemberRemover {
-        bootstrap: settings.bootstrap.split(',').map(str::to_string).collect(),
+        bootstrap: app.brokers.clone(),
         security: security.clone(),
         group: app.election_group(&election.name),
     })
