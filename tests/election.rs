@@ -1128,7 +1128,13 @@ fn a_wrongly_removed_leader_loses_its_term_and_nothing_else() {
         &format!("127.0.0.1:{}", leader.port),
     );
     leader.wait_ready(READY);
-    wait_until(READY, "the first worker leads", || leads(&leader, "leader"));
+    // Its own view says so at once; `/leader` names the epoch once its reader has read the
+    // announcement back from the topic.
+    wait_until(
+        READY,
+        "the first worker leads, its announcement read",
+        || leads(&leader, "leader") && epoch_seen_by(&leader, "leader").is_some(),
+    );
     wait_for_ticks(&leader, "stamp");
     let epoch = epoch_seen_by(&leader, "leader").unwrap();
 
@@ -1179,7 +1185,13 @@ fn a_leader_never_seen_at_its_address_is_not_removed() {
     let app = ticking_app(&scratch, &id, &format!("{id}-ticks"));
     let mut leader = Worker::start(&scratch, &app, &["--web-host", "127.0.0.2"]);
     leader.wait_ready(READY);
-    wait_until(READY, "the first worker leads", || leads(&leader, "leader"));
+    // Its own view says so at once; `/leader` names the epoch once its reader has read the
+    // announcement back from the topic.
+    wait_until(
+        READY,
+        "the first worker leads, its announcement read",
+        || leads(&leader, "leader") && epoch_seen_by(&leader, "leader").is_some(),
+    );
     let epoch = epoch_seen_by(&leader, "leader").unwrap();
 
     let mut other = Worker::start(&scratch, &app, &["--web-host", "127.0.0.1"]);
