@@ -1210,3 +1210,114 @@ fn a_leader_never_seen_at_its_address_is_not_removed() {
     assert_eq!(epoch_seen_by(&other, "leader"), Some(epoch));
     assert!(!other.log_text().contains("removing it from the group"));
 }
+
+/// `/metrics` of `worker` as `name{labels}` -> value.
+fn metrics(worker: &Worker) -> BTreeMap<String, f64> {
+    let (status, text) = worker.get("/metrics").expect("/metrics answers");
+    assert_eq!(status, 200, "{text}");
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+fn metric(worker: &Worker, series: &str) -> f64 {
+    metrics(worker).get(series).copied().unwrap_or(f64::NAN)
+}
+
+/// The election's gauges name exactly one leader and agree on its epoch; a leader change is
+/// counted once by the worker that takes over; the histograms fill as the workers work.
+#[test]
+fn metrics_name_one_leader_and_count_its_changes() {
+    let scratch = Scratch::new("metrics");
+    let id = common::unique_name("metrics");
+    let app = scratch.app(
+        "app.toml",
+        &format!(
+            r#"
+[app]
+id = "{id}"
+broker = "@BROKER@"
+topic_partitions = 2
+commit_interval = 0.5
+
+[[agents]]
+name = "greet"
+body = '''value'''
+
+[[timers]]
+name = "hello"
+interval = 0.2
+on_leader = true
+body = '''greet.send(worker_id());'''
+"#
+        ),
+    );
+    let mut workers: Vec<Worker> = (0..2).map(|_| Worker::start(&scratch, &app, &[])).collect();
+    for worker in &mut workers {
+        worker.wait_ready(READY);
+    }
+    let leader = wait_for_new_leader(&workers, &[0, 1], "leader", None, READY);
+    let follower = 1 - leader;
+    let is_leader = r#"faust_rs_is_leader{election="leader"}"#;
+    let epoch = r#"faust_rs_leader_epoch{election="leader"}"#;
+    assert_eq!(metric(&workers[leader], is_leader), 1.0);
+    assert_eq!(metric(&workers[follower], is_leader), 0.0);
+    for worker in &workers {
+        assert_eq!(
+            metric(worker, r#"faust_rs_election_candidate{election="leader"}"#),
+            1.0
+        );
+    }
+    wait_until(Duration::from_secs(10), "both see the same epoch", || {
+        metric(&workers[leader], epoch) == metric(&workers[follower], epoch)
+    });
+
+    let events = r#"faust_rs_event_duration_seconds_count{agent="greet"}"#;
+    wait_until(
+        Duration::from_secs(20),
+        "events, ticks, commits and rebalances in the histograms",
+        || {
+            let [a, b] = [metrics(&workers[0]), metrics(&workers[1])];
+            let both = |series: &str| {
+                a.get(series).copied().unwrap_or(0.0) + b.get(series).copied().unwrap_or(0.0)
+            };
+            both(events) >= 3.0
+                && metric(
+                    &workers[leader],
+                    r#"faust_rs_timer_lateness_seconds_count{timer="hello"}"#,
+                ) >= 2.0
+                && both("faust_rs_commit_duration_seconds_count") >= 1.0
+                && a["faust_rs_rebalance_duration_seconds_count"] >= 1.0
+                && b["faust_rs_rebalance_duration_seconds_count"] >= 1.0
+        },
+    );
+    // Each histogram's +Inf bucket holds every observation.
+    let seen = metrics(&workers[leader]);
+    assert_eq!(
+        seen[r#"faust_rs_timer_lateness_seconds_bucket{timer="hello",le="+Inf"}"#],
+        seen[r#"faust_rs_timer_lateness_seconds_count{timer="hello"}"#]
+    );
+
+    let changes = r#"faust_rs_leader_changes_total{election="leader"}"#;
+    let changes_before = metric(&workers[follower], changes);
+    let epoch_before = metric(&workers[follower], epoch);
+    workers[leader].signal("TERM");
+    assert_eq!(
+        workers[leader].wait_exit(Duration::from_secs(30)).code(),
+        Some(0)
+    );
+    wait_until(Duration::from_secs(20), "the follower leads", || {
+        metric(&workers[follower], is_leader) == 1.0
+    });
+    assert!(metric(&workers[follower], epoch) > epoch_before);
+    // Its own term, counted once (seen begun by itself and read back from the topic).
+    wait_until(Duration::from_secs(5), "its announcement read back", || {
+        epoch_seen_by(&workers[follower], "leader")
+            == Some(metric(&workers[follower], epoch) as i64)
+    });
+    assert_eq!(metric(&workers[follower], changes), changes_before + 1.0);
+}

@@ -23,7 +23,7 @@ pub mod member;
 pub mod observer;
 pub mod term_producer;
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -73,6 +73,7 @@ pub struct Election {
     probe: Arc<BaseConsumer<QuietLogs>>,
     /// The transactional producer of the term held (see [`term_producer`]).
     term_producer: Mutex<Option<Arc<term_producer::TermProducer>>>,
+    terms_seen: TermsSeen,
 }
 
 impl std::fmt::Debug for Election {
@@ -110,6 +111,7 @@ impl Election {
             control,
             probe,
             term_producer: Mutex::new(None),
+            terms_seen: TermsSeen::since(crate::clock::now_ms()),
         };
         (Arc::new(election), control_rx)
     }
@@ -131,6 +133,11 @@ impl Election {
         }
     }
 
+    /// How many terms this worker has seen begin (`faust_rs_leader_changes_total`).
+    pub fn terms_begun(&self) -> u64 {
+        self.terms_seen.begun.load(Ordering::Relaxed)
+    }
+
     /// The newest announcement known, and a receiver for changes.
     pub fn latest(&self) -> Option<Announcement> {
         self.latest.borrow().clone()
@@ -144,6 +151,8 @@ impl Election {
     /// fences it at once.
     pub fn saw_announcement(&self, announcement: Announcement) {
         let epoch = announcement.epoch;
+        self.terms_seen
+            .saw(epoch, announcement.since_ms, announcement.resigned);
         self.latest.send_if_modified(|latest| {
             if latest.as_ref().is_none_or(|l| l.epoch < epoch) {
                 *latest = Some(announcement);
@@ -159,6 +168,7 @@ impl Election {
 
     /// Starts a term: called by the membership task once its announcement is acknowledged.
     fn begin_term(&self, epoch: i64) {
+        self.terms_seen.saw(epoch, crate::clock::now_ms(), false);
         self.epoch.store(epoch, Ordering::SeqCst);
         *self.last_confirmed.lock().unwrap() = Instant::now();
         *self.last_attempt.lock().unwrap() = Instant::now();
@@ -289,5 +299,60 @@ impl Election {
                 None
             }
         }
+    }
+}
+
+/// Counts the terms this worker has seen begin: each term once, whether this worker read its
+/// announcement or began it, and none that began before this worker started (the current
+/// term's announcement, which every worker reads when it starts, is not a change).
+struct TermsSeen {
+    /// The newest epoch seen, begun or resigned.
+    newest: AtomicI64,
+    begun: AtomicU64,
+    started_ms: i64,
+}
+
+impl TermsSeen {
+    fn since(started_ms: i64) -> TermsSeen {
+        TermsSeen {
+            newest: AtomicI64::new(NO_EPOCH),
+            begun: AtomicU64::new(0),
+            started_ms,
+        }
+    }
+
+    /// An announcement of `epoch`, made at `made_ms`: a term beginning unless `resigned`.
+    fn saw(&self, epoch: i64, made_ms: i64, resigned: bool) {
+        let previous = self.newest.fetch_max(epoch, Ordering::SeqCst);
+        let new_term = epoch > previous && !resigned;
+        if new_term && (previous != NO_EPOCH || made_ms >= self.started_ms) {
+            self.begun.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terms_seen_count_each_new_term_once_and_not_the_one_found_at_start() {
+        let seen = TermsSeen::since(1_000);
+        seen.saw(4, 500, false); // the current term, read at start
+        assert_eq!(seen.begun.load(Ordering::Relaxed), 0);
+        seen.saw(4, 500, false); // read again
+        seen.saw(9, 2_000, true); // its leader resigned: no term begins
+        assert_eq!(seen.begun.load(Ordering::Relaxed), 0);
+        seen.saw(12, 2_100, false); // the next leader
+        seen.saw(12, 2_100, false); // its own view and the topic's: one term
+        seen.saw(7, 2_200, false); // an older record read late
+        assert_eq!(seen.begun.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_first_term_that_began_after_start_is_counted() {
+        let seen = TermsSeen::since(1_000);
+        seen.saw(0, 1_500, false);
+        assert_eq!(seen.begun.load(Ordering::Relaxed), 1);
     }
 }

@@ -3,6 +3,7 @@
 //! or the worker.
 
 pub mod admin;
+pub mod commit;
 pub mod config;
 pub mod group;
 pub mod logs;

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::election::Election;
+use crate::worker::timing::Seconds;
 
 /// How long a worker assigned nothing waits for a second cooperative round before it calls
 /// itself ready.
@@ -37,6 +38,8 @@ pub struct AgentCounters {
     pub busy_partition: std::sync::atomic::AtomicI32,
     pub busy_offset: std::sync::atomic::AtomicI64,
     pub busy_since_ms: std::sync::atomic::AtomicI64,
+    /// From an event's hand-off to the body until every record it sent is acknowledged.
+    pub event_duration: Seconds,
 }
 
 impl AgentCounters {
@@ -66,6 +69,8 @@ pub struct TimerCounters {
     pub running: AtomicBool,
     pub last_run_ms: std::sync::atomic::AtomicI64,
     pub next_run_ms: std::sync::atomic::AtomicI64,
+    /// How long after its scheduled time each run's body started.
+    pub lateness: Seconds,
 }
 
 /// Shared state of one worker process.
@@ -81,6 +86,10 @@ pub struct WorkerState {
     pub last_assignment: Mutex<Option<Instant>>,
     pub rebalances: AtomicU64,
     pub commits: AtomicU64,
+    /// From an offset commit's request to the broker's answer.
+    pub commit_duration: Seconds,
+    /// From the start of a join or of a revocation to the assignment that ends it.
+    pub rebalance_duration: Seconds,
     pub agents: BTreeMap<String, AgentCounters>,
     pub timers: BTreeMap<String, TimerCounters>,
     /// topic -> partitions currently assigned to this worker.
@@ -109,6 +118,8 @@ impl WorkerState {
             last_assignment: Mutex::new(None),
             rebalances: AtomicU64::new(0),
             commits: AtomicU64::new(0),
+            commit_duration: Seconds::default(),
+            rebalance_duration: Seconds::default(),
             agents: agents
                 .into_iter()
                 .map(|name| (name, AgentCounters::default()))
@@ -269,158 +280,9 @@ pub struct StatsSnapshot {
     pub commit_lag: BTreeMap<String, i64>,
 }
 
-impl StatsSnapshot {
-    /// The same figures in Prometheus' text exposition format.
-    pub fn to_prometheus(&self) -> String {
-        let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
-            out.push_str(&format!(
-                "# HELP faust_rs_{name} {help}\n# TYPE faust_rs_{name} {kind}\n"
-            ));
-            for (labels, value) in samples {
-                out.push_str(&format!("faust_rs_{name}{labels} {value}\n"));
-            }
-        };
-        let label = |key: &str, value: &str| format!("{{{key}=\"{}\"}}", escape_label(value));
-        metric(
-            "uptime_seconds",
-            "gauge",
-            "Seconds since the worker started.",
-            vec![(String::new(), self.uptime_seconds)],
-        );
-        metric(
-            "ready",
-            "gauge",
-            "1 once the worker joined its group and has an assignment.",
-            vec![(String::new(), f64::from(u8::from(self.ready)))],
-        );
-        metric(
-            "rebalances_total",
-            "counter",
-            "Rebalances of the agents' group seen by this worker.",
-            vec![(String::new(), self.rebalances as f64)],
-        );
-        metric(
-            "commits_total",
-            "counter",
-            "Offset commits made.",
-            vec![(String::new(), self.commits as f64)],
-        );
-        type Field = fn(&AgentStats) -> u64;
-        let agent_fields: [(&str, &str, Field); 5] = [
-            (
-                "agent_events_in_total",
-                "Events handed to the agent's body.",
-                |s| s.events_in,
-            ),
-            (
-                "agent_events_out_total",
-                "Records sent by the agent's body and acknowledged.",
-                |s| s.events_out,
-            ),
-            (
-                "agent_events_failed_total",
-                "Events whose processing failed.",
-                |s| s.events_failed,
-            ),
-            (
-                "agent_dead_lettered_total",
-                "Failed events written to the dead-letter topic.",
-                |s| s.dead_lettered,
-            ),
-            (
-                "agent_events_stale_total",
-                "Events skipped as sent by a stale leader.",
-                |s| s.events_stale,
-            ),
-        ];
-        for (name, help, field) in agent_fields {
-            let samples = self
-                .agents
-                .iter()
-                .map(|(a, s)| (label("agent", a), field(s) as f64))
-                .collect();
-            metric(name, "counter", help, samples);
-        }
-        type TimerField = fn(&TimerStats) -> u64;
-        let timer_fields: [(&str, &str, TimerField); 3] = [
-            ("timer_runs_total", "Runs of the timer's body.", |s| s.runs),
-            (
-                "timer_failures_total",
-                "Runs that ended in an error.",
-                |s| s.failures,
-            ),
-            (
-                "timer_skipped_total",
-                "Ticks skipped because this worker did not lead.",
-                |s| s.skipped_not_leader,
-            ),
-        ];
-        for (name, help, field) in timer_fields {
-            let samples = self
-                .timers
-                .iter()
-                .map(|(t, s)| (label("timer", t), field(s) as f64))
-                .collect();
-            metric(name, "counter", help, samples);
-        }
-        let lag = self
-            .commit_lag
-            .iter()
-            .map(|(tp, lag)| (label("partition", tp), *lag as f64))
-            .collect();
-        metric(
-            "consumer_lag",
-            "gauge",
-            "Messages between the committed position and the end of the partition.",
-            lag,
-        );
-        out
-    }
-}
-
-fn escape_label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn prometheus_text_carries_every_counter_with_labels() {
-        let state = WorkerState::new(
-            "app",
-            "w1",
-            "http://h:6066",
-            ["say".to_string()],
-            ["tick".to_string()],
-            Vec::new(),
-        );
-        state.agent("say").events_in.fetch_add(3, Ordering::Relaxed);
-        state.timer("tick").failures.fetch_add(2, Ordering::Relaxed);
-        state.lag.lock().unwrap().insert("t[0]".into(), 7);
-        let text = state.snapshot().to_prometheus();
-        assert!(
-            text.contains("faust_rs_agent_events_in_total{agent=\"say\"} 3\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("faust_rs_timer_failures_total{timer=\"tick\"} 2\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("faust_rs_consumer_lag{partition=\"t[0]\"} 7\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("# TYPE faust_rs_rebalances_total counter\n"),
-            "{text}"
-        );
-    }
 
     #[test]
     fn an_empty_assignment_is_ready_only_once_the_group_settled() {
@@ -437,10 +299,5 @@ mod tests {
         state.assignment.lock().unwrap().clear();
         *state.last_assignment.lock().unwrap() = Instant::now().checked_sub(READY_SETTLE * 2);
         assert!(state.is_ready(), "stayed empty past the settle window");
-    }
-
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

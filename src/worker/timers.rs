@@ -131,14 +131,20 @@ pub async fn run_timer(
                 _ => std::future::pending().await,
             }
         };
-        tokio::select! {
+        let due = tokio::select! {
             _ = stop.cancelled() => return,
-            more = wait => if !more {
-                tracing::warn!("timer {}: its schedule has no future time; it will not run again", timer.name);
-                return;
+            due = wait => match due {
+                Some(due) => due,
+                None => {
+                    tracing::warn!("timer {}: its schedule has no future time; it will not run again", timer.name);
+                    return;
+                }
             },
-            _ = term_began => next_tick.restart(),
-        }
+            _ = term_began => {
+                next_tick.restart();
+                Instant::now()
+            }
+        };
         let term = match &election {
             Some(election) => match election.confirm().await {
                 Some(epoch) => Some((election.as_ref(), epoch)),
@@ -158,6 +164,7 @@ pub async fn run_timer(
             None => None,
         };
         missed_tick = None;
+        counters.lateness.observe(due.elapsed());
         counters.runs.fetch_add(1, Ordering::Relaxed);
         counters.last_run_ms.store(now_ms(), Ordering::Relaxed);
         counters.running.store(true, Ordering::Relaxed);
@@ -189,33 +196,33 @@ impl Ticks {
         }
     }
 
-    /// Sleeps until the next tick, recording when that is in `counters`; false when the
-    /// schedule has none.
-    async fn wait(&mut self, schedule: &Schedule, counters: &TimerCounters) -> bool {
+    /// Sleeps until the next tick, recording when that is in `counters`; returns the time the
+    /// tick was due, or `None` when the schedule has no next tick.
+    async fn wait(&mut self, schedule: &Schedule, counters: &TimerCounters) -> Option<Instant> {
         match self {
             Ticks::Interval { next, every } => {
                 let wall =
                     now_ms() + next.saturating_duration_since(Instant::now()).as_millis() as i64;
                 counters.next_run_ms.store(wall, Ordering::Relaxed);
-                tokio::time::sleep_until(*next).await;
+                let due = *next;
+                tokio::time::sleep_until(due).await;
                 let now = Instant::now();
                 *next += *every;
                 if *next <= now {
                     let behind = (now - *next).as_nanos() / every.as_nanos().max(1);
                     *next += every.saturating_mul(u32::try_from(behind + 1).unwrap_or(u32::MAX));
                 }
-                true
+                Some(due)
             }
             Ticks::Cron => {
-                let Some(next) = schedule.next_after(Utc::now()) else {
-                    return false;
-                };
+                let next = schedule.next_after(Utc::now())?;
                 counters
                     .next_run_ms
                     .store(next.timestamp_millis(), Ordering::Relaxed);
                 let delay = (next - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-                tokio::time::sleep(delay).await;
-                true
+                let due = Instant::now() + delay;
+                tokio::time::sleep_until(due).await;
+                Some(due)
             }
         }
     }

@@ -177,8 +177,12 @@ async fn stand_down(
 }
 
 async fn metrics(State(state): State<Arc<WorkerState>>) -> Response {
-    let text = state.snapshot().to_prometheus();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    let text = crate::worker::metrics::render(&state);
+    (
+        [(header::CONTENT_TYPE, crate::worker::metrics::CONTENT_TYPE)],
+        text,
+    )
+        .into_response()
 }
 
 #[cfg(test)]

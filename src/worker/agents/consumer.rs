@@ -7,7 +7,7 @@
 //! to the agents' loop; it tells the loop of rebalances, and on a revocation asks it which
 //! offsets finished, commits them and only then lets librdkafka give the partitions up.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
@@ -106,6 +106,10 @@ pub struct AgentsContext {
     rebalanced: mpsc::UnboundedSender<Rebalanced>,
     /// Bumped on every rebalance callback, on the polling thread.
     generation: AtomicU64,
+    /// Asynchronous commits awaiting their callback, for `commit_duration`.
+    commits_in_flight: InFlightCommits,
+    /// When the rebalance under way began (a join or a revocation), for `rebalance_duration`.
+    rebalance_began: std::sync::Mutex<Option<Instant>>,
 }
 
 /// How long a revocation waits for the loop's answer. The loop answers at once (rebalances
@@ -146,6 +150,10 @@ impl ClientContext for AgentsContext {
 impl ConsumerContext for AgentsContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(list) = rebalance {
+            self.rebalance_began
+                .lock()
+                .unwrap()
+                .get_or_insert_with(Instant::now);
             self.generation.fetch_add(1, Ordering::SeqCst);
             let revoked = partitions_of(list);
             // At-least-once across owners: commit what finished here before the next owner
@@ -170,6 +178,9 @@ impl ConsumerContext for AgentsContext {
             Rebalance::Assign(list) => {
                 let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
                 let assigned = partitions_of(list);
+                if let Some(began) = self.rebalance_began.lock().unwrap().take() {
+                    self.state.rebalance_duration.observe(began.elapsed());
+                }
                 self.state.assigned(&assigned);
                 tracing::info!("rebalance: assigned {}", describe(&assigned));
                 let _ = self.rebalanced.send(Rebalanced::Assigned {
@@ -183,6 +194,9 @@ impl ConsumerContext for AgentsContext {
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        if let Some(started) = self.commits_in_flight.answered(offsets) {
+            self.state.commit_duration.observe(started.elapsed());
+        }
         if let Err(e) = result {
             let failed: Vec<(TopicPartition, i64)> = offsets
                 .elements()
@@ -204,6 +218,43 @@ impl ConsumerContext for AgentsContext {
 
 pub type AgentsConsumer = BaseConsumer<AgentsContext>;
 
+/// Asynchronous commits not answered yet, by the positions they commit: librdkafka's commit
+/// callback names the positions, not the request.
+#[derive(Default)]
+struct InFlightCommits(std::sync::Mutex<HashMap<Positions, Instant>>);
+
+/// (topic, partition, offset), sorted.
+type Positions = Vec<(String, i32, i64)>;
+
+/// Commits whose answer never came (the consumer closed first) are forgotten after this.
+const IN_FLIGHT_MEMORY: Duration = Duration::from_secs(300);
+
+impl InFlightCommits {
+    fn sent(&self, positions: &TopicPartitionList, at: Instant) {
+        let mut in_flight = self.0.lock().unwrap();
+        in_flight.retain(|_, sent| sent.elapsed() < IN_FLIGHT_MEMORY);
+        in_flight.insert(key(positions), at);
+    }
+
+    /// When the commit of `positions` was sent, if it was an asynchronous one of ours.
+    fn answered(&self, positions: &TopicPartitionList) -> Option<Instant> {
+        self.0.lock().unwrap().remove(&key(positions))
+    }
+}
+
+fn key(positions: &TopicPartitionList) -> Positions {
+    let mut key: Vec<_> = positions
+        .elements()
+        .iter()
+        .map(|e| {
+            let offset = e.offset().to_raw().unwrap_or(-1);
+            (e.topic().to_string(), e.partition(), offset)
+        })
+        .collect();
+    key.sort_unstable();
+    key
+}
+
 /// Creates the agents' consumer (not yet subscribed) and the channel its rebalances come on.
 pub fn create(
     config: &rdkafka::ClientConfig,
@@ -214,6 +265,9 @@ pub fn create(
         state,
         rebalanced,
         generation: AtomicU64::new(0),
+        commits_in_flight: InFlightCommits::default(),
+        // The first join begins with the consumer.
+        rebalance_began: std::sync::Mutex::new(Some(Instant::now())),
     };
     let consumer: AgentsConsumer = config
         .create_with_context(context)
@@ -223,7 +277,7 @@ pub fn create(
 
 /// Commits `commits`; `false` when it failed (logged).
 pub fn commit(
-    consumer: &impl Consumer<AgentsContext>,
+    consumer: &AgentsConsumer,
     state: &WorkerState,
     commits: &[(TopicPartition, i64)],
     mode: CommitMode,
@@ -239,9 +293,18 @@ pub fn commit(
             tracing::warn!("offset commit of {tp}: {e}");
         }
     }
-    match consumer.commit(&list, mode) {
+    let started = Instant::now();
+    let committed = match mode {
+        CommitMode::Sync => consumer.commit(&list, mode),
+        CommitMode::Async => crate::kafka::commit::commit_async(consumer, &list),
+    };
+    match committed {
         Ok(()) => {
             state.commits.fetch_add(1, Ordering::Relaxed);
+            match mode {
+                CommitMode::Sync => state.commit_duration.observe(started.elapsed()),
+                CommitMode::Async => consumer.context().commits_in_flight.sent(&list, started),
+            }
             true
         }
         Err(e) => {

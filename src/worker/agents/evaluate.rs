@@ -33,6 +33,8 @@ pub struct Job {
     pub assignment: u64,
     pub batch: Arc<Batch>,
     pub range: Range<usize>,
+    /// When the job was cut for the pool: its events' durations start here.
+    pub handed_off: Instant,
 }
 
 impl Job {

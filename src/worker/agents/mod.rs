@@ -23,7 +23,7 @@ mod queue;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
@@ -92,14 +92,15 @@ pub fn start(
 /// Hand-offs of polled batches that may wait for the loop: a little slack between the threads.
 const RECORDS_CHANNEL: usize = 4;
 
-/// An acknowledgement of one record an event caused.
-struct Ack {
+/// The acknowledgements of every record one event sent.
+struct Acks {
     tp: TopicPartition,
     assignment: u64,
     offset: i64,
     agent: usize,
-    sent: Sent,
-    result: Result<(), String>,
+    handed_off: Instant,
+    /// One per record sent: which kind, and whether it was delivered.
+    results: Vec<(Sent, Result<(), String>)>,
 }
 
 struct AgentsLoop {
@@ -119,7 +120,8 @@ struct AgentsLoop {
     /// Jobs on the pool, and the records they hold.
     running: usize,
     running_records: usize,
-    acks: FuturesUnordered<BoxFuture<'static, Ack>>,
+    /// One per event waiting for the acknowledgements of what it sent.
+    acks: FuturesUnordered<BoxFuture<'static, Acks>>,
     finished_since_commit: u64,
 }
 
@@ -260,9 +262,17 @@ impl AgentsLoop {
         self.running_records -= job.range.len();
         let tp = job.tp().clone();
         let current = self.assigned.get(&tp) == Some(&job.assignment);
+        let evaluator = self.evaluator.clone();
+        let counters = evaluator.state.agent(&evaluator.app.agents[job.agent].name);
+        let took = job.handed_off.elapsed();
         for (record, outcome) in job.records().iter().zip(outcomes) {
             match outcome {
-                Outcome::Done if current => self.finish(&tp, record.offset),
+                Outcome::Done => {
+                    counters.event_duration.observe(took);
+                    if current {
+                        self.finish(&tp, record.offset);
+                    }
+                }
                 Outcome::Sending(pending) => {
                     if current {
                         // One piece per record sent, then the evaluation's own piece is done.
@@ -270,50 +280,46 @@ impl AgentsLoop {
                             .wait_for(&tp, record.offset, pending.len() as u32);
                         self.finish(&tp, record.offset);
                     }
-                    for (pending, sent) in pending {
-                        self.acks.push(acknowledge(
-                            &tp,
-                            job.assignment,
-                            record.offset,
-                            job.agent,
-                            pending,
-                            sent,
-                        ));
-                    }
+                    self.acks
+                        .push(acknowledge(&tp, &job, record.offset, pending));
                 }
                 Outcome::Fatal(reason) => self.shutdown.fail(reason),
-                Outcome::Done => {}
             }
         }
     }
 
-    fn acked(&mut self, ack: Ack) {
-        let agent = &self.evaluator.app.agents[ack.agent].name;
+    fn acked(&mut self, acks: Acks) {
+        let agent = &self.evaluator.app.agents[acks.agent].name;
         let counters = self.evaluator.state.agent(agent);
-        match (ack.result, ack.sent) {
-            (Ok(()), Sent::Output) => {
-                counters.events_out.fetch_add(1, Ordering::Relaxed);
-            }
-            (Ok(()), Sent::DeadLetter) => {
-                counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
-            }
-            // librdkafka gave up after message.timeout.ms: the offset must not be committed,
-            // and the events after it cannot be either.
-            (Err(e), _) => {
-                let what = if ack.sent == Sent::DeadLetter {
-                    "dead-letter "
-                } else {
-                    ""
-                };
-                self.shutdown.fail(format!(
-                    "{what}{e} (for {} offset {}); stopping so it is redelivered",
-                    ack.tp, ack.offset
-                ));
-                return;
+        for (sent, result) in &acks.results {
+            match (result, sent) {
+                (Ok(()), Sent::Output) => {
+                    counters.events_out.fetch_add(1, Ordering::Relaxed);
+                }
+                (Ok(()), Sent::DeadLetter) => {
+                    counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                }
+                // librdkafka gave up after message.timeout.ms: the offset must not be committed,
+                // and the events after it cannot be either.
+                (Err(e), _) => {
+                    let what = if *sent == Sent::DeadLetter {
+                        "dead-letter "
+                    } else {
+                        ""
+                    };
+                    self.shutdown.fail(format!(
+                        "{what}{e} (for {} offset {}); stopping so it is redelivered",
+                        acks.tp, acks.offset
+                    ));
+                    return;
+                }
             }
         }
-        if self.assigned.get(&ack.tp) == Some(&ack.assignment) {
-            self.tracker.finished(&ack.tp, ack.offset);
+        counters.event_duration.observe(acks.handed_off.elapsed());
+        if self.assigned.get(&acks.tp) == Some(&acks.assignment) {
+            for _ in &acks.results {
+                self.tracker.finished(&acks.tp, acks.offset);
+            }
         }
     }
 
@@ -353,24 +359,27 @@ async fn next(records: &mut Option<mpsc::Receiver<Vec<Batch>>>) -> Option<Vec<Ba
     }
 }
 
+/// Waits for the acknowledgements of everything one event sent.
 fn acknowledge(
     tp: &TopicPartition,
-    assignment: u64,
+    job: &evaluate::Job,
     offset: i64,
-    agent: usize,
-    pending: crate::kafka::producer::Pending,
-    sent: Sent,
-) -> BoxFuture<'static, Ack> {
-    let tp = tp.clone();
+    pending: Vec<(crate::kafka::producer::Pending, Sent)>,
+) -> BoxFuture<'static, Acks> {
+    let (tp, assignment, agent, handed_off) =
+        (tp.clone(), job.assignment, job.agent, job.handed_off);
     Box::pin(async move {
-        let result = pending.delivered().await.map(|_| ());
-        Ack {
+        let mut results = Vec::with_capacity(pending.len());
+        for (pending, sent) in pending {
+            results.push((sent, pending.delivered().await.map(|_| ())));
+        }
+        Acks {
             tp,
             assignment,
             offset,
             agent,
-            sent,
-            result,
+            handed_off,
+            results,
         }
     })
 }

@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::consumer::Batch;
 use super::evaluate::Job;
@@ -140,6 +140,7 @@ impl Queues {
             assignment: slice.assignment,
             batch: slice.batch.clone(),
             range: start..end,
+            handed_off: Instant::now(),
         };
         if end == slice.batch.records.len() {
             self.queued_bytes -= slice.bytes;
