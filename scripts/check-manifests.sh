@@ -2,8 +2,10 @@
 # scripts/check-manifests.sh — validates what can be validated of deploy/ without a cluster or
 # a Docker engine: every Kubernetes manifest parses as YAML and names its kind, apiVersion and
 # name; the Deployment's probes, volumes and secret keys point at what exists; its grace period
-# outlasts the worker's --shutdown-timeout; the ConfigMap's app passes `faust-rs check`. CI runs
-# it. Needs python3 with PyYAML (scripts/deps.sh) and the debug binary (built if missing).
+# outlasts the worker's --shutdown-timeout; the ConfigMap's app passes `faust-rs check`; the
+# Prometheus rules in deploy/prometheus/ are rule groups (their PromQL is parsed by a unit test
+# of src/worker/metrics.rs). CI runs it. Needs python3 with PyYAML (scripts/deps.sh) and the
+# debug binary (built if missing).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -50,3 +52,13 @@ print(f"check-manifests.sh: {len(docs)} manifests parse and agree with each othe
 PY
 KAFKA_PASSWORD=unused "$bin" -A "$app" check >/dev/null
 echo "check-manifests.sh: the ConfigMap's app passes faust-rs check"
+python3 - deploy/prometheus/*.yaml <<'PY'
+import sys
+import yaml
+
+for path in sys.argv[1:]:
+    rules = [r for g in yaml.safe_load(open(path))["groups"] for r in g["rules"]]
+    for rule in rules:
+        assert rule.get("alert") and rule.get("expr"), f"{path}: {rule}"
+    print(f"check-manifests.sh: {path}: {len(rules)} alert rules")
+PY

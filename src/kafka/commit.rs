@@ -32,13 +32,8 @@ pub fn commit_async<C: ConsumerContext>(
                 rdkafka::types::RDKafkaErrorCode::UnknownGroup,
             ));
         }
-        let error = rdsys::rd_kafka_commit_queue(
-            client,
-            offsets.ptr(),
-            queue,
-            None,
-            std::ptr::null_mut(),
-        );
+        let error =
+            rdsys::rd_kafka_commit_queue(client, offsets.ptr(), queue, None, std::ptr::null_mut());
         rdsys::rd_kafka_queue_destroy(queue);
         error
     };

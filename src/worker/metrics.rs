@@ -424,4 +424,62 @@ mod tests {
             "{text}"
         );
     }
+
+    /// The expressions of the alert rules: `expr: ...` on one line, or a `|` block.
+    fn alert_expressions(rules: &str) -> Vec<String> {
+        let mut expressions = Vec::new();
+        let mut lines = rules.lines().peekable();
+        while let Some(line) = lines.next() {
+            let Some(expr) = line.trim_start().strip_prefix("expr:") else {
+                continue;
+            };
+            if expr.trim() != "|" {
+                expressions.push(expr.trim().to_string());
+                continue;
+            }
+            let indent = line.len() - line.trim_start().len();
+            let mut block = String::new();
+            while let Some(next) = lines.next_if(|l| l.len() - l.trim_start().len() > indent) {
+                block.push_str(next.trim());
+                block.push('\n');
+            }
+            expressions.push(block);
+        }
+        expressions
+    }
+
+    #[test]
+    fn the_alert_rules_parse_and_use_only_metrics_a_worker_exports() {
+        let rules = include_str!("../../deploy/prometheus/alerts.yaml");
+        let expressions = alert_expressions(rules);
+        assert_eq!(expressions.len(), rules.matches("- alert:").count());
+        let mut state = state();
+        let (election, _) = crate::election::Election::new(
+            "leader",
+            "t",
+            true,
+            Duration::from_secs(1),
+            std::sync::Arc::new(
+                rdkafka::ClientConfig::new()
+                    .create_with_context(crate::kafka::logs::QuietLogs)
+                    .unwrap(),
+            ),
+        );
+        state.elections.push(election);
+        state.lag.lock().unwrap().insert("t[0]".into(), 1);
+        let exported = render(&state);
+        for expression in expressions {
+            promql_parser::parser::parse(&expression)
+                .unwrap_or_else(|e| panic!("{expression}: {e}"));
+            for name in expression
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|word| word.starts_with("faust_rs_"))
+            {
+                assert!(
+                    exported.contains(&format!("\n{name}{{")),
+                    "{name} (in {expression}) is not exported"
+                );
+            }
+        }
+    }
 }
