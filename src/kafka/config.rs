@@ -104,6 +104,26 @@ impl ClientSettings {
         config
     }
 
+    /// The producer of an election's terms (the caller adds `transactional.id`): a
+    /// [`ClientSettings::producer`] that also retries a lost broker within a second.
+    ///
+    /// While the transaction coordinator is down, librdkafka looks for its successor
+    /// (FindCoordinator) only after a connection attempt to the lost one fails, and those
+    /// attempts back off exponentially up to `reconnect.backoff.max.ms` (10 s by default). After
+    /// a kill -9 of the coordinator's broker, Kafka moves the coordinator once that broker is
+    /// fenced (9 s or more later), when those attempts are seconds apart: measured, the
+    /// commit of the transaction in flight came 5.6 and 8.7 s after the move (a leader's tick
+    /// 18.6 and 20.1 s late, while its election went on within 0.4 s). With at most 1 s
+    /// between attempts (and librdkafka's 0.5 s before each query) the successor is found
+    /// within 1.5 s of the move. The pass-through table still wins.
+    pub fn term_producer(&self) -> ClientConfig {
+        let mut config = self.producer();
+        if self.overrides.get("reconnect.backoff.max.ms").is_none() {
+            config.set("reconnect.backoff.max.ms", "1000");
+        }
+        config
+    }
+
     /// A consumer in `group` that commits only what the worker says is finished.
     pub fn consumer(&self, group: &GroupSettings) -> ClientConfig {
         let mut config = self.base();
@@ -308,5 +328,15 @@ mod tests {
         let producer = settings(&[("linger.ms", "50")]).producer();
         assert_eq!(producer.get("linger.ms"), Some("50"));
         assert_eq!(producer.get("enable.idempotence"), Some("true"));
+    }
+
+    #[test]
+    fn the_term_producer_retries_a_lost_broker_within_a_second_unless_told_otherwise() {
+        let config = settings(&[("linger.ms", "50")]).term_producer();
+        assert_eq!(config.get("reconnect.backoff.max.ms"), Some("1000"));
+        assert_eq!(config.get("enable.idempotence"), Some("true"));
+        assert_eq!(config.get("linger.ms"), Some("50"));
+        let config = settings(&[("reconnect.backoff.max.ms", "5000")]).term_producer();
+        assert_eq!(config.get("reconnect.backoff.max.ms"), Some("5000"));
     }
 }

@@ -204,7 +204,7 @@ fn candidacy_clients(
     // One transactional id per election, shared by its candidates: a new leader's producer
     // fences the previous one's. An open transaction of a leader that died holds back
     // read-committed consumers until the next leader starts or it times out.
-    let mut term_producer = settings.producer();
+    let mut term_producer = settings.term_producer();
     let timeout = (app.election_session_timeout * 2).max(std::time::Duration::from_secs(10));
     term_producer
         .set(
