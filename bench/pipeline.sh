@@ -9,7 +9,7 @@
 #
 #   --records N        input records for faust-rs and Kafka Streams (default 300000)
 #   --faust-records M  input records for Python Faust, the first M of the same records
-#                      (default 50000: it is about 25 times slower)
+#                      (default 50000: it is 100 times slower or more)
 #   --partitions P     partitions of every input and output topic (default 4)
 #   --only LIST        comma-separated subset of faust-rs,kstreams,faust (default: all three)
 #   --timeout S        seconds each implementation may take to write all its output (default 600)
