@@ -291,16 +291,8 @@ fn gauge_family<'a>(
     label: &'static str,
     values: impl Iterator<Item = (&'a str, i64)>,
 ) -> Result<(), std::fmt::Error> {
-    let mut values = values.peekable();
-    if values.peek().is_none() {
-        return Ok(());
-    }
-    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    for (value_label, value) in values {
-        let labels: Labels = [(label, value_label)];
-        ConstGauge::new(value).encode(metric.encode_family(&labels)?)?;
-    }
-    Ok(())
+    let samples = values.map(|(value_label, value)| (value_label, ConstGauge::new(value)));
+    family(encoder, name, help, label, samples)
 }
 
 /// A counter with one label; nothing at all when there are no values.
@@ -311,14 +303,26 @@ fn counter_family<'a>(
     label: &'static str,
     values: impl Iterator<Item = (&'a str, u64)>,
 ) -> Result<(), std::fmt::Error> {
-    let mut values = values.peekable();
-    if values.peek().is_none() {
+    let samples = values.map(|(value_label, value)| (value_label, ConstCounter::new(value)));
+    family(encoder, name, help, label, samples)
+}
+
+/// A metric with one label, one sample per label value; nothing at all when there are none.
+fn family<'a, M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &'static str,
+    samples: impl Iterator<Item = (&'a str, M)>,
+) -> Result<(), std::fmt::Error> {
+    let mut samples = samples.peekable();
+    let Some((_, first)) = samples.peek() else {
         return Ok(());
-    }
-    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-    for (value_label, value) in values {
+    };
+    let mut metric = encoder.encode_descriptor(name, help, None, first.metric_type())?;
+    for (value_label, sample) in samples {
         let labels: Labels = [(label, value_label)];
-        ConstCounter::new(value).encode(metric.encode_family(&labels)?)?;
+        sample.encode(metric.encode_family(&labels)?)?;
     }
     Ok(())
 }
@@ -341,15 +345,10 @@ fn histogram_family(
     label: &'static str,
     histograms: &[(String, Seconds)],
 ) -> Result<(), std::fmt::Error> {
-    if histograms.is_empty() {
-        return Ok(());
-    }
-    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
-    for (value_label, seconds) in histograms {
-        let labels: Labels = [(label, value_label.as_str())];
-        seconds.histogram().encode(metric.encode_family(&labels)?)?;
-    }
-    Ok(())
+    let samples = histograms
+        .iter()
+        .map(|(value_label, seconds)| (value_label.as_str(), seconds.histogram().clone()));
+    family(encoder, name, help, label, samples)
 }
 
 #[cfg(test)]
