@@ -126,8 +126,7 @@ impl Scrape {
     }
 
     fn encode_agents(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        type Field = fn(&crate::worker::state::AgentStats) -> u64;
-        let fields: [(&str, &str, Field); 5] = [
+        let fields: [CounterField<crate::worker::state::AgentStats>; 5] = [
             (
                 "agent_events_in",
                 "Events handed to the agent's body.",
@@ -154,20 +153,11 @@ impl Scrape {
                 |s| s.events_stale,
             ),
         ];
-        for (name, help, field) in fields {
-            let values = self
-                .stats
-                .agents
-                .iter()
-                .map(|(a, s)| (a.as_str(), field(s)));
-            counter_family(encoder, name, help, "agent", values)?;
-        }
-        Ok(())
+        counter_fields(encoder, "agent", &self.stats.agents, &fields)
     }
 
     fn encode_timers(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        type Field = fn(&crate::worker::state::TimerStats) -> u64;
-        let fields: [(&str, &str, Field); 3] = [
+        let fields: [CounterField<crate::worker::state::TimerStats>; 3] = [
             ("timer_runs", "Runs of the timer's body.", |s| s.runs),
             ("timer_failures", "Runs that ended in an error.", |s| {
                 s.failures
@@ -178,15 +168,7 @@ impl Scrape {
                 |s| s.skipped_not_leader,
             ),
         ];
-        for (name, help, field) in fields {
-            let values = self
-                .stats
-                .timers
-                .iter()
-                .map(|(t, s)| (t.as_str(), field(s)));
-            counter_family(encoder, name, help, "timer", values)?;
-        }
-        Ok(())
+        counter_fields(encoder, "timer", &self.stats.timers, &fields)
     }
 
     fn encode_elections(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
@@ -293,6 +275,24 @@ fn gauge_family<'a>(
 ) -> Result<(), std::fmt::Error> {
     let samples = values.map(|(value_label, value)| (value_label, ConstGauge::new(value)));
     family(encoder, name, help, label, samples)
+}
+
+/// A counter's name, help and how to read its value from a row.
+type CounterField<S> = (&'static str, &'static str, fn(&S) -> u64);
+
+/// One counter per field (name, help, value), each labelled with the rows' keys (agent or timer
+/// names) under `label`.
+fn counter_fields<S>(
+    encoder: &mut DescriptorEncoder,
+    label: &'static str,
+    rows: &std::collections::BTreeMap<String, S>,
+    fields: &[CounterField<S>],
+) -> Result<(), std::fmt::Error> {
+    for (name, help, field) in fields {
+        let values = rows.iter().map(|(key, row)| (key.as_str(), field(row)));
+        counter_family(encoder, name, help, label, values)?;
+    }
+    Ok(())
 }
 
 /// A counter with one label; nothing at all when there are no values.
