@@ -29,8 +29,8 @@ impl std::fmt::Display for TopicPartition {
 }
 
 /// One partition's events in dispatch order (offsets only grow), each with the number of
-/// pieces of work it still waits for: one per agent that has not finished it, plus one per
-/// record its bodies sent that is not yet acknowledged.
+/// pieces of work it still waits for: one per agent that has not finished it (an agent's
+/// piece ends once every record its body sent for the event is acknowledged).
 #[derive(Debug, Default)]
 struct PartitionState {
     pending: VecDeque<(i64, u32)>,
@@ -47,14 +47,6 @@ impl PartitionState {
             .map(|(offset, _)| *offset)
             .or(self.next)
     }
-
-    fn pieces(&mut self, offset: i64) -> Option<&mut u32> {
-        let index = self
-            .pending
-            .binary_search_by_key(&offset, |(o, _)| *o)
-            .ok()?;
-        Some(&mut self.pending[index].1)
-    }
 }
 
 /// Offsets of the partitions this worker currently owns. Owned by the agents' loop alone.
@@ -64,34 +56,37 @@ pub struct OffsetTracker {
 }
 
 impl OffsetTracker {
-    /// Records that the event at `offset` was handed to `pieces` agents. Offsets of a partition
-    /// must be dispatched in increasing order.
-    pub fn dispatched(&mut self, tp: &TopicPartition, offset: i64, pieces: u32) {
+    /// Records that the events at `offsets` (increasing, and above any dispatched before in
+    /// the partition) were each handed to `pieces` agents.
+    pub fn dispatched(
+        &mut self,
+        tp: &TopicPartition,
+        offsets: impl Iterator<Item = i64>,
+        pieces: u32,
+    ) {
         let state = match self.partitions.get_mut(tp) {
             Some(state) => state,
             None => self.partitions.entry(tp.clone()).or_default(),
         };
-        debug_assert!(state.next.is_none_or(|next| offset >= next));
-        state.pending.push_back((offset, pieces));
-        state.next = Some(offset + 1);
-    }
-
-    /// Adds `pieces` of work the event at `offset` waits for (records its body sent).
-    pub fn wait_for(&mut self, tp: &TopicPartition, offset: i64, pieces: u32) {
-        if let Some(count) = self.partitions.get_mut(tp).and_then(|s| s.pieces(offset)) {
-            *count += pieces;
+        for offset in offsets {
+            debug_assert!(state.next.is_none_or(|next| offset >= next));
+            state.pending.push_back((offset, pieces));
+            state.next = Some(offset + 1);
         }
     }
 
-    /// Records that one piece of the event at `offset` finished. Events of partitions no
-    /// longer owned (revoked while in flight) are ignored: their new owner processes them
-    /// again.
-    pub fn finished(&mut self, tp: &TopicPartition, offset: i64) {
+    /// Records that one piece of each of `count` events finished: the event at `first` and
+    /// those dispatched right after it (one job's records). Events of partitions no longer
+    /// owned (revoked while in flight) are ignored: their new owner processes them again.
+    pub fn finished(&mut self, tp: &TopicPartition, first: i64, count: usize) {
         let Some(state) = self.partitions.get_mut(tp) else {
             return;
         };
-        if let Some(count) = state.pieces(offset) {
-            *count = count.saturating_sub(1);
+        let Ok(start) = state.pending.binary_search_by_key(&first, |(o, _)| *o) else {
+            return;
+        };
+        for (_, pieces) in state.pending.range_mut(start..).take(count) {
+            *pieces = pieces.saturating_sub(1);
         }
         while state
             .pending
@@ -161,8 +156,8 @@ mod tests {
     fn in_order_completion_commits_one_past_the_last() {
         let mut tracker = OffsetTracker::default();
         for offset in 10..15 {
-            tracker.dispatched(&tp(0), offset, 1);
-            tracker.finished(&tp(0), offset);
+            tracker.dispatched(&tp(0), [offset].into_iter(), 1);
+            tracker.finished(&tp(0), offset, 1);
         }
         assert_eq!(tracker.take_commits(None), vec![(tp(0), 15)]);
         assert_eq!(tracker.take_commits(None), vec![], "nothing moved since");
@@ -172,64 +167,73 @@ mod tests {
     fn an_unfinished_event_holds_back_its_partition_only() {
         let mut tracker = OffsetTracker::default();
         for offset in 0..5 {
-            tracker.dispatched(&tp(0), offset, 1);
-            tracker.dispatched(&tp(1), offset, 1);
+            tracker.dispatched(&tp(0), [offset].into_iter(), 1);
+            tracker.dispatched(&tp(1), [offset].into_iter(), 1);
         }
         for offset in [0, 1, 3, 4] {
-            tracker.finished(&tp(0), offset);
+            tracker.finished(&tp(0), offset, 1);
         }
         for offset in 0..5 {
-            tracker.finished(&tp(1), offset);
+            tracker.finished(&tp(1), offset, 1);
         }
         assert_eq!(tracker.take_commits(None), vec![(tp(0), 2), (tp(1), 5)]);
         assert_eq!(tracker.in_flight(), 1);
-        tracker.finished(&tp(0), 2);
+        tracker.finished(&tp(0), 2, 1);
         assert_eq!(tracker.take_commits(None), vec![(tp(0), 5)]);
     }
 
     #[test]
     fn revoked_partitions_are_forgotten_and_late_finishes_ignored() {
         let mut tracker = OffsetTracker::default();
-        tracker.dispatched(&tp(0), 7, 1);
-        tracker.dispatched(&tp(1), 3, 1);
-        tracker.finished(&tp(1), 3);
+        tracker.dispatched(&tp(0), [7].into_iter(), 1);
+        tracker.dispatched(&tp(1), [3].into_iter(), 1);
+        tracker.finished(&tp(1), 3, 1);
         assert_eq!(tracker.take_commits(Some(&[tp(1)])), vec![(tp(1), 4)]);
         tracker.revoke(&[tp(0), tp(1)]);
-        tracker.finished(&tp(0), 7);
+        tracker.finished(&tp(0), 7, 1);
         assert_eq!(tracker.in_flight(), 0);
         assert_eq!(tracker.take_commits(None), vec![]);
     }
 
     #[test]
-    fn an_event_finishes_once_every_agent_and_every_send_did() {
+    fn an_event_finishes_once_every_agent_did() {
         let mut tracker = OffsetTracker::default();
-        tracker.dispatched(&tp(0), 0, 2);
-        tracker.dispatched(&tp(0), 1, 1);
-        tracker.finished(&tp(0), 1);
-        tracker.finished(&tp(0), 0);
+        tracker.dispatched(&tp(0), [0].into_iter(), 2);
+        tracker.dispatched(&tp(0), [1].into_iter(), 1);
+        tracker.finished(&tp(0), 1, 1);
+        tracker.finished(&tp(0), 0, 1);
         assert_eq!(
             tracker.take_commits(None),
             vec![(tp(0), 0)],
             "one agent left"
         );
-        tracker.wait_for(&tp(0), 0, 2);
-        tracker.finished(&tp(0), 0);
-        tracker.finished(&tp(0), 0);
+        assert_eq!(tracker.in_flight(), 1);
+        tracker.finished(&tp(0), 0, 1);
+        assert_eq!(tracker.take_commits(None), vec![(tp(0), 2)]);
+    }
+
+    #[test]
+    fn a_job_finishes_its_run_of_events_whatever_their_offsets() {
+        let mut tracker = OffsetTracker::default();
+        // Offsets with gaps (transaction markers, compaction): jobs cut runs of events.
+        tracker.dispatched(&tp(0), [3, 4, 7, 8, 12, 13].into_iter(), 1);
+        tracker.finished(&tp(0), 8, 3);
         assert_eq!(
             tracker.take_commits(None),
-            vec![],
-            "one send unacknowledged"
+            vec![(tp(0), 3)],
+            "3..=7 still run"
         );
-        assert_eq!(tracker.in_flight(), 1);
-        tracker.finished(&tp(0), 0);
-        assert_eq!(tracker.take_commits(None), vec![(tp(0), 2)]);
+        assert_eq!(tracker.in_flight(), 3);
+        tracker.finished(&tp(0), 3, 3);
+        assert_eq!(tracker.take_commits(None), vec![(tp(0), 14)]);
+        assert_eq!(tracker.in_flight(), 0);
     }
 
     #[test]
     fn a_failed_commit_is_retried() {
         let mut tracker = OffsetTracker::default();
-        tracker.dispatched(&tp(0), 0, 1);
-        tracker.finished(&tp(0), 0);
+        tracker.dispatched(&tp(0), [0].into_iter(), 1);
+        tracker.finished(&tp(0), 0, 1);
         let commits = tracker.take_commits(None);
         tracker.commit_failed(&commits);
         assert_eq!(tracker.take_commits(None), commits);

@@ -1,14 +1,24 @@
 //! The producer every part of a worker sends through: encoded records in, acknowledgements
-//! out. Callers await a record's [`Pending`] before treating the work that caused it as
-//! finished (at-least-once). Nothing here knows about apps or scripts: records arrive encoded.
+//! out. Callers await a record's [`Pending`], or a [`Group`]'s settling, before treating the
+//! work that caused it as finished (at-least-once). Nothing here knows about apps or scripts:
+//! records arrive encoded.
+//!
+//! Why not rdkafka's `FutureProducer`: it allocates a channel and a boxed sender per record,
+//! and its caller then awaits one future per record. The agents send tens of thousands of
+//! records a second and only need to know when all of one job's are delivered, so every
+//! record's delivery opaque here is a shared [`Tally`] of its group: one atomic count per
+//! record, one notification per group.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::future_producer::{Delivery, DeliveryFuture};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientConfig, ClientContext, Timestamp};
+use tokio::sync::oneshot;
 
 use super::logs::QuietLogs;
 
@@ -21,19 +31,110 @@ pub struct Record {
     pub value: Option<Vec<u8>>,
 }
 
-/// A record accepted by the producer; await it for the broker's acknowledgement.
+/// Where an acknowledged record was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: Timestamp,
+}
+
+/// What a settled group reports: the first failure, or the acknowledgement that settled it
+/// (`None` when the group settled on being sealed, its records all acknowledged before).
+type Settled = Result<Option<Delivered>, String>;
+
+/// The acknowledgements a group of records still waits for; every record of the group carries
+/// it as its delivery opaque.
+pub struct Tally {
+    /// Records enqueued and not yet acknowledged, plus one while the group is still open.
+    outstanding: AtomicUsize,
+    /// Taken by whoever settles the group: its last acknowledgement, its first failure, or
+    /// its sealing.
+    settle: Mutex<Option<oneshot::Sender<Settled>>>,
+}
+
+impl Tally {
+    fn new(outstanding: usize) -> (Arc<Tally>, oneshot::Receiver<Settled>) {
+        let (settle, settled) = oneshot::channel();
+        let tally = Tally {
+            outstanding: AtomicUsize::new(outstanding),
+            settle: Mutex::new(Some(settle)),
+        };
+        (Arc::new(tally), settled)
+    }
+
+    /// One piece of the group is done; the group settles when it was the last.
+    fn release(&self, settled: Settled) {
+        if self.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.settle(settled);
+        }
+    }
+
+    fn settle(&self, settled: Settled) {
+        let sender = self.settle.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(sender) = sender {
+            let _ = sender.send(settled);
+        }
+    }
+}
+
+/// The producers' librdkafka context: log lines and errors as [`QuietLogs`] forwards them,
+/// acknowledgements to their records' [`Tally`].
+pub struct Deliveries;
+
+impl ClientContext for Deliveries {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        QuietLogs.log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        QuietLogs.error(error, reason);
+    }
+}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = Arc<Tally>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, tally: Arc<Tally>) {
+        match result {
+            Ok(message) => tally.release(Ok(Some(Delivered {
+                partition: message.partition(),
+                offset: message.offset(),
+                timestamp: message.timestamp(),
+            }))),
+            // The first failure settles the group at once: nothing of it can finish.
+            Err((error, message)) => tally.settle(Err(format!(
+                "delivery to {} failed: {error}",
+                message.topic()
+            ))),
+        }
+    }
+}
+
+/// librdkafka's producer as the worker creates it, with a thread that serves its
+/// acknowledgements.
+pub type KafkaProducer = ThreadedProducer<Deliveries>;
+
+/// Creates a librdkafka producer from `config`.
+pub fn create(config: &ClientConfig) -> Result<KafkaProducer, String> {
+    config
+        .create_with_context(Deliveries)
+        .map_err(|e| e.to_string())
+}
+
+/// One record accepted by the producer; await it for the broker's acknowledgement.
 pub struct Pending {
     pub topic: String,
-    future: DeliveryFuture,
+    settled: oneshot::Receiver<Settled>,
 }
 
 impl Pending {
     /// Waits for the broker's acknowledgement (librdkafka retries until `message.timeout.ms`).
-    pub async fn delivered(self) -> Result<Delivery, String> {
-        match self.future.await {
-            Ok(Ok(delivery)) => Ok(delivery),
-            Ok(Err((error, _))) => Err(format!("delivery to {} failed: {error}", self.topic)),
-            Err(_) => Err(format!(
+    pub async fn delivered(self) -> Result<Delivered, String> {
+        match self.settled.await {
+            Ok(Ok(Some(delivered))) => Ok(delivered),
+            Ok(Err(failure)) => Err(failure),
+            Ok(Ok(None)) | Err(_) => Err(format!(
                 "delivery to {} was cancelled: the producer closed",
                 self.topic
             )),
@@ -41,20 +142,60 @@ impl Pending {
     }
 }
 
+/// Records sent to be acknowledged together (one job's): [`Group::seal`] it once everything is
+/// sent, then await the [`Sealed`] group.
+pub struct Group {
+    tally: Arc<Tally>,
+    settled: oneshot::Receiver<Settled>,
+    sent: usize,
+}
+
+impl Default for Group {
+    fn default() -> Self {
+        // The one outstanding piece is the group itself, until sealed.
+        let (tally, settled) = Tally::new(1);
+        Group {
+            tally,
+            settled,
+            sent: 0,
+        }
+    }
+}
+
+impl Group {
+    /// Records enqueued in the group so far.
+    pub fn sent(&self) -> usize {
+        self.sent
+    }
+
+    /// No more records: the group settles once those sent are acknowledged.
+    pub fn seal(self) -> Sealed {
+        self.tally.release(Ok(None));
+        Sealed {
+            settled: self.settled,
+        }
+    }
+}
+
+/// A group with all its records sent.
+pub struct Sealed {
+    settled: oneshot::Receiver<Settled>,
+}
+
+impl Sealed {
+    /// Waits until every record of the group is acknowledged, or one failed.
+    pub async fn acknowledged(self) -> Result<(), String> {
+        match self.settled.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(failure)) => Err(failure),
+            Err(_) => Err("a delivery was cancelled: the producer closed".to_string()),
+        }
+    }
+}
+
 /// How long to back off while librdkafka's local queue is full: it drains as the broker
 /// acknowledges.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(1);
-
-/// librdkafka's producer as the worker creates it: its log lines go through
-/// [`super::logs::forward_quietly`].
-pub type KafkaProducer = FutureProducer<QuietLogs>;
-
-/// Creates a librdkafka producer from `config`.
-pub fn create(config: &ClientConfig) -> Result<KafkaProducer, String> {
-    config
-        .create_with_context(QuietLogs)
-        .map_err(|e| e.to_string())
-}
 
 /// A cheap-to-clone handle on one librdkafka producer.
 #[derive(Clone)]
@@ -78,43 +219,59 @@ impl Producer {
         record: &Record,
         headers: &[(&str, &[u8])],
     ) -> Result<Pending, String> {
+        let (tally, settled) = Tally::new(1);
         loop {
-            match self.try_send(record, headers)? {
-                Some(pending) => return Ok(pending),
-                None => tokio::time::sleep(QUEUE_FULL_BACKOFF).await,
+            if self.try_send(record, headers, &tally)? {
+                let topic = record.topic.clone();
+                return Ok(Pending { topic, settled });
             }
+            tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
         }
     }
 
-    /// [`Producer::send`] for threads that may block: the evaluation pool's.
+    /// Enqueues `record` with `headers` in `group`, blocking the thread while the queue is
+    /// full: for threads that may block, the evaluation pool's.
     pub fn send_blocking(
         &self,
+        group: &mut Group,
         record: &Record,
         headers: &[(&str, &[u8])],
-    ) -> Result<Pending, String> {
+    ) -> Result<(), String> {
+        // Counted before it is enqueued: its acknowledgement may come before this returns.
+        // The group's own piece keeps the count above zero meanwhile.
+        group.tally.outstanding.fetch_add(1, Ordering::AcqRel);
         loop {
-            match self.try_send(record, headers)? {
-                Some(pending) => return Ok(pending),
-                None => std::thread::sleep(QUEUE_FULL_BACKOFF),
+            match self.try_send(record, headers, &group.tally) {
+                Ok(true) => {
+                    group.sent += 1;
+                    return Ok(());
+                }
+                Ok(false) => std::thread::sleep(QUEUE_FULL_BACKOFF),
+                Err(e) => {
+                    group.tally.outstanding.fetch_sub(1, Ordering::AcqRel);
+                    return Err(e);
+                }
             }
         }
     }
 
-    /// Enqueues once: `None` when librdkafka's queue is full.
+    /// Enqueues once, acknowledged to `tally`: `false` when librdkafka's queue is full.
     fn try_send(
         &self,
         record: &Record,
         headers: &[(&str, &[u8])],
-    ) -> Result<Option<Pending>, String> {
-        let mut future_record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&record.topic);
+        tally: &Arc<Tally>,
+    ) -> Result<bool, String> {
+        let mut base: BaseRecord<'_, [u8], [u8], Arc<Tally>> =
+            BaseRecord::with_opaque_to(&record.topic, tally.clone());
         if let Some(key) = &record.key {
-            future_record = future_record.key(key);
+            base = base.key(key);
         }
         if let Some(value) = &record.value {
-            future_record = future_record.payload(value);
+            base = base.payload(value);
         }
         if let Some(partition) = record.partition {
-            future_record = future_record.partition(partition);
+            base = base.partition(partition);
         }
         if !headers.is_empty() {
             let owned = headers
@@ -125,15 +282,86 @@ impl Producer {
                         value: Some(*value),
                     })
                 });
-            future_record = future_record.headers(owned);
+            base = base.headers(owned);
         }
-        match self.inner.send_result(future_record) {
-            Ok(future) => Ok(Some(Pending {
-                topic: record.topic.clone(),
-                future,
-            })),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => Ok(None),
+        match self.inner.send(base) {
+            Ok(()) => Ok(true),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => Ok(false),
             Err((error, _)) => Err(format!("cannot send to {}: {error}", record.topic)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+
+    use super::*;
+
+    fn delivered(offset: i64) -> Settled {
+        Ok(Some(Delivered {
+            partition: 0,
+            offset,
+            timestamp: Timestamp::NotAvailable,
+        }))
+    }
+
+    /// What librdkafka's thread does for each record of `group` it acknowledges: the opaque
+    /// is a clone of the group's tally.
+    fn enqueue(group: &mut Group) -> Arc<Tally> {
+        group.tally.outstanding.fetch_add(1, Ordering::AcqRel);
+        group.sent += 1;
+        group.tally.clone()
+    }
+
+    #[test]
+    fn a_group_settles_after_its_last_acknowledgement_not_before() {
+        let mut group = Group::default();
+        let (first, second) = (enqueue(&mut group), enqueue(&mut group));
+        first.release(delivered(1));
+        let mut sealed = group.seal();
+        assert!(
+            sealed.settled.try_recv().is_err(),
+            "one record unacknowledged"
+        );
+        second.release(delivered(2));
+        assert_eq!(sealed.acknowledged().now_or_never(), Some(Ok(())));
+    }
+
+    #[test]
+    fn a_group_acknowledged_before_it_is_sealed_settles_on_sealing() {
+        let mut group = Group::default();
+        enqueue(&mut group).release(delivered(1));
+        assert_eq!(group.seal().acknowledged().now_or_never(), Some(Ok(())));
+    }
+
+    #[test]
+    fn the_first_failure_settles_the_group_at_once() {
+        let mut group = Group::default();
+        let (failed, late) = (enqueue(&mut group), enqueue(&mut group));
+        failed.settle(Err("delivery to t failed: timed out".into()));
+        late.release(delivered(2));
+        let sealed = group.seal();
+        assert_eq!(
+            sealed.acknowledged().now_or_never(),
+            Some(Err("delivery to t failed: timed out".into()))
+        );
+    }
+
+    #[test]
+    fn one_record_reports_where_it_was_written() {
+        let (tally, settled) = Tally::new(1);
+        let pending = Pending {
+            topic: "t".into(),
+            settled,
+        };
+        tally.release(delivered(7));
+        assert_eq!(
+            pending
+                .delivered()
+                .now_or_never()
+                .map(|r| r.map(|d| d.offset)),
+            Some(Ok(7))
+        );
     }
 }

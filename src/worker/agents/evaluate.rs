@@ -1,8 +1,8 @@
 //! What runs on the evaluation pool for the agents: a job takes consecutive records of one
 //! partition for one agent, decodes each with the agent's serializers, runs the body,
-//! enqueues what it sent (and its result, to the sinks) on the producer, applies the error
-//! policy to failures, and reports one [`Outcome`] per record to the agents' loop, which
-//! awaits the acknowledgements and does the offset bookkeeping.
+//! enqueues what it sent (and its result, to the sinks) on the producer, in one group per
+//! job, applies the error policy to failures, and reports to the agents' loop, which awaits
+//! the group's acknowledgements and does the offset bookkeeping.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use super::consumer::{Batch, Consumed};
 use crate::app::{Agent, App, ErrorPolicy};
 use crate::codec;
 use crate::kafka::TopicPartition;
-use crate::kafka::producer::{Pending, Producer, Record};
+use crate::kafka::producer::{Group, Producer, Record, Sealed};
 use crate::script::{Event, Host, OutgoingRecord, ScriptEngine};
 use crate::worker::state::WorkerState;
 
@@ -47,54 +47,73 @@ impl Job {
     }
 }
 
-/// What became of one record of a job.
-pub enum Outcome {
-    /// Processed; nothing to wait for.
-    Done,
-    /// Processed; finished once these records are acknowledged.
-    Sending(Vec<(Pending, Sent)>),
-    /// The worker must stop because of this record, which never finishes.
-    Fatal(String),
-}
-
-/// Which counter an acknowledged record moves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sent {
-    Output,
-    DeadLetter,
+/// What a job's records sent, acknowledged together before any of them finishes.
+pub struct Sent {
+    pub acks: Sealed,
+    /// Records of the agent's own (sends and results for its sinks), and dead letters.
+    pub outputs: u64,
+    pub dead_letters: u64,
 }
 
 /// A job's report to the agents' loop.
 pub struct JobDone {
     pub job: Job,
-    /// Parallel to the job's records.
-    pub outcomes: Vec<Outcome>,
+    /// `None`: the job sent nothing, its records are finished.
+    pub sent: Option<Sent>,
+    /// Why the worker must stop: the job stopped at a record that can never finish.
+    pub fatal: Option<String>,
     pub elapsed: Duration,
 }
 
+/// The records a job sends, while it runs.
+#[derive(Default)]
+struct Sending {
+    group: Group,
+    outputs: u64,
+    dead_letters: u64,
+}
+
+impl Sending {
+    fn seal(self) -> Option<Sent> {
+        (self.group.sent() > 0).then(|| Sent {
+            acks: self.group.seal(),
+            outputs: self.outputs,
+            dead_letters: self.dead_letters,
+        })
+    }
+}
+
 impl Evaluator {
-    /// Runs a job to completion on the calling thread (one of the pool's). A job is never cut
-    /// short, not even by a warm shutdown: with `concurrency > 1` a later job of the same
-    /// partition may finish meanwhile, and records skipped before it would be processed
-    /// twice (the commit cannot pass them).
+    /// Runs a job on the calling thread (one of the pool's), to completion or to the first
+    /// record that stops the worker. A job is never cut short by a warm shutdown: with
+    /// `concurrency > 1` a later job of the same partition may finish meanwhile, and records
+    /// skipped before it would be processed twice (the commit cannot pass them).
     pub fn run(&self, job: Job) -> JobDone {
         let started = Instant::now();
-        let outcomes = job
-            .records()
-            .iter()
-            .map(|record| self.process(job.agent, job.tp(), record))
-            .collect();
+        let mut sending = Sending::default();
+        let fatal = job.records().iter().find_map(|record| {
+            self.process(job.agent, job.tp(), record, &mut sending)
+                .err()
+        });
         JobDone {
             job,
-            outcomes,
+            sent: sending.seal(),
+            fatal,
             elapsed: started.elapsed(),
         }
     }
 
-    fn process(&self, index: usize, tp: &TopicPartition, record: &Consumed) -> Outcome {
+    /// Processes one record, sending in `sending`; an error stops the worker.
+    fn process(
+        &self,
+        index: usize,
+        tp: &TopicPartition,
+        record: &Consumed,
+        sending: &mut Sending,
+    ) -> Result<(), String> {
         match self.evaluate(index, tp, record) {
-            Ok(records) => self.deliver(index, tp, record, &records),
-            Err(reason) => self.on_failure(index, tp, record, reason),
+            Ok(records) => self.deliver(index, tp, record, &records, sending),
+            Err(reason) => self.on_failure(index, tp, record, reason, sending),
         }
     }
 
@@ -148,33 +167,32 @@ impl Evaluator {
         tp: &TopicPartition,
         record: &Consumed,
         records: &[OutgoingRecord],
-    ) -> Outcome {
-        if records.is_empty() {
-            return Outcome::Done;
-        }
-        let mut pending = Vec::with_capacity(records.len());
+        sending: &mut Sending,
+    ) -> Result<(), String> {
         for outgoing in records {
             // An unencodable result is the body's fault: the error policy decides.
-            let enqueued = self
-                .app
-                .encode(outgoing)
-                .and_then(|encoded| self.producer.send_blocking(&encoded, &[]));
+            let enqueued = self.app.encode(outgoing).and_then(|encoded| {
+                self.producer
+                    .send_blocking(&mut sending.group, &encoded, &[])
+            });
             match enqueued {
-                Ok(p) => pending.push((p, Sent::Output)),
-                Err(reason) => return self.on_failure(index, tp, record, reason),
+                Ok(()) => sending.outputs += 1,
+                Err(reason) => return self.on_failure(index, tp, record, reason, sending),
             }
         }
-        Outcome::Sending(pending)
+        Ok(())
     }
 
-    /// Applies the agent's error policy to a record it could not process.
+    /// Applies the agent's error policy to a record it could not process; an error stops
+    /// the worker.
     fn on_failure(
         &self,
         index: usize,
         tp: &TopicPartition,
         record: &Consumed,
         reason: String,
-    ) -> Outcome {
+        sending: &mut Sending,
+    ) -> Result<(), String> {
         let agent = &self.app.agents[index];
         self.state
             .agent(&agent.name)
@@ -187,16 +205,16 @@ impl Evaluator {
         match &agent.on_error {
             ErrorPolicy::Log => {
                 tracing::error!("{place}: {reason}; skipped (on_error = \"log\")");
-                Outcome::Done
+                Ok(())
             }
             ErrorPolicy::DeadLetter { topic } => {
                 tracing::error!("{place}: {reason}; sent to dead-letter topic {topic}");
-                match self.dead_letter(agent, topic, tp, record, &reason) {
-                    Ok(pending) => Outcome::Sending(vec![(pending, Sent::DeadLetter)]),
-                    Err(e) => Outcome::Fatal(format!("{place}: cannot dead-letter: {e}")),
-                }
+                self.dead_letter(agent, topic, tp, record, &reason, &mut sending.group)
+                    .map_err(|e| format!("{place}: cannot dead-letter: {e}"))?;
+                sending.dead_letters += 1;
+                Ok(())
             }
-            ErrorPolicy::Stop => Outcome::Fatal(format!(
+            ErrorPolicy::Stop => Err(format!(
                 "{place}: {reason}; stopping the worker (on_error = \"stop\")"
             )),
         }
@@ -211,7 +229,8 @@ impl Evaluator {
         tp: &TopicPartition,
         record: &Consumed,
         reason: &str,
-    ) -> Result<Pending, String> {
+        group: &mut Group,
+    ) -> Result<(), String> {
         let partition = tp.partition.to_string();
         let offset = record.offset.to_string();
         let mut headers: Vec<(&str, &[u8])> = record
@@ -232,7 +251,7 @@ impl Evaluator {
             key: record.key.clone(),
             value: record.value.clone(),
         };
-        self.producer.send_blocking(&copy, &headers)
+        self.producer.send_blocking(group, &copy, &headers)
     }
 }
 

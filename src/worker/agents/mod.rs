@@ -32,7 +32,7 @@ use rdkafka::consumer::{CommitMode, Consumer};
 use tokio::sync::{mpsc, oneshot};
 
 use self::consumer::{AgentsConsumer, Batch, Finish, Rebalanced};
-use self::evaluate::{Evaluator, JobDone, Outcome, Sent};
+use self::evaluate::{Evaluator, JobDone};
 use self::queue::Queues;
 use crate::kafka::{OffsetTracker, TopicPartition};
 use crate::worker::pool::EvalPool;
@@ -82,6 +82,7 @@ pub fn start(
         running: 0,
         running_records: 0,
         acks: FuturesUnordered::new(),
+        events_awaiting_acks: 0,
         finished_since_commit: 0,
     };
     Ok(shutdown
@@ -92,15 +93,36 @@ pub fn start(
 /// Hand-offs of polled batches that may wait for the loop: a little slack between the threads.
 const RECORDS_CHANNEL: usize = 4;
 
-/// The acknowledgements of every record one event sent.
-struct Acks {
+/// One job's records, once processed: what the offset bookkeeping and the metrics need of
+/// it after the job itself (and its batch) is gone.
+struct Processed {
     tp: TopicPartition,
     assignment: u64,
-    offset: i64,
+    first_offset: i64,
+    records: usize,
     agent: usize,
     handed_off: Instant,
-    /// One per record sent: which kind, and whether it was delivered.
-    results: Vec<(Sent, Result<(), String>)>,
+}
+
+impl Processed {
+    fn of(job: &evaluate::Job) -> Processed {
+        Processed {
+            tp: job.tp().clone(),
+            assignment: job.assignment,
+            first_offset: job.records().first().map_or(0, |r| r.offset),
+            records: job.range.len(),
+            agent: job.agent,
+            handed_off: job.handed_off,
+        }
+    }
+}
+
+/// A job's sent records, acknowledged (or not).
+struct Acked {
+    processed: Processed,
+    outputs: u64,
+    dead_letters: u64,
+    result: Result<(), String>,
 }
 
 struct AgentsLoop {
@@ -120,8 +142,10 @@ struct AgentsLoop {
     /// Jobs on the pool, and the records they hold.
     running: usize,
     running_records: usize,
-    /// One per event waiting for the acknowledgements of what it sent.
-    acks: FuturesUnordered<BoxFuture<'static, Acks>>,
+    /// One per job waiting for the acknowledgements of what it sent.
+    acks: FuturesUnordered<BoxFuture<'static, Acked>>,
+    /// The events of those jobs.
+    events_awaiting_acks: usize,
     finished_since_commit: u64,
 }
 
@@ -190,7 +214,7 @@ impl AgentsLoop {
     /// Events being processed or waiting for acknowledgements (records only queued here are
     /// not: dropping them loses nothing, their partition's next owner reads them).
     fn unfinished(&self) -> usize {
-        self.running_records + self.acks.len()
+        self.running_records + self.events_awaiting_acks
     }
 
     fn rebalanced(&mut self, event: Rebalanced) {
@@ -231,9 +255,8 @@ impl AgentsLoop {
             let Some(pieces) = self.queues.agents_of(&batch.tp.topic) else {
                 continue;
             };
-            for record in &batch.records {
-                self.tracker.dispatched(&batch.tp, record.offset, pieces);
-            }
+            let offsets = batch.records.iter().map(|record| record.offset);
+            self.tracker.dispatched(&batch.tp, offsets, pieces);
             self.queues.push(Arc::new(batch), assignment);
         }
     }
@@ -253,80 +276,68 @@ impl AgentsLoop {
 
     fn job_done(&mut self, done: JobDone) {
         self.running -= 1;
-        let JobDone {
-            job,
-            outcomes,
-            elapsed,
-        } = done;
-        self.queues.finished(&job, elapsed);
-        self.running_records -= job.range.len();
-        let tp = job.tp().clone();
-        let current = self.assigned.get(&tp) == Some(&job.assignment);
-        let evaluator = self.evaluator.clone();
-        let counters = evaluator.state.agent(&evaluator.app.agents[job.agent].name);
-        let took = job.handed_off.elapsed();
-        for (record, outcome) in job.records().iter().zip(outcomes) {
-            match outcome {
-                Outcome::Done => {
-                    counters.event_duration.observe(took);
-                    if current {
-                        self.finish(&tp, record.offset);
-                    }
-                }
-                Outcome::Sending(pending) => {
-                    if current {
-                        // One piece per record sent, then the evaluation's own piece is done.
-                        self.tracker
-                            .wait_for(&tp, record.offset, pending.len() as u32);
-                        self.finish(&tp, record.offset);
-                    }
-                    self.acks
-                        .push(acknowledge(&tp, &job, record.offset, pending));
-                }
-                Outcome::Fatal(reason) => self.shutdown.fail(reason),
-            }
+        self.queues.finished(&done.job, done.elapsed);
+        self.running_records -= done.job.range.len();
+        if let Some(reason) = done.fatal {
+            self.shutdown.fail(reason);
+            return;
         }
+        let processed = Processed::of(&done.job);
+        let Some(sent) = done.sent else {
+            self.finish(processed);
+            return;
+        };
+        self.events_awaiting_acks += processed.records;
+        self.acks.push(Box::pin(async move {
+            Acked {
+                processed,
+                outputs: sent.outputs,
+                dead_letters: sent.dead_letters,
+                result: sent.acks.acknowledged().await,
+            }
+        }));
     }
 
-    fn acked(&mut self, acks: Acks) {
-        let agent = &self.evaluator.app.agents[acks.agent].name;
-        let counters = self.evaluator.state.agent(agent);
-        for (sent, result) in &acks.results {
-            match (result, sent) {
-                (Ok(()), Sent::Output) => {
-                    counters.events_out.fetch_add(1, Ordering::Relaxed);
-                }
-                (Ok(()), Sent::DeadLetter) => {
-                    counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
-                }
-                // librdkafka gave up after message.timeout.ms: the offset must not be committed,
-                // and the events after it cannot be either.
-                (Err(e), _) => {
-                    let what = if *sent == Sent::DeadLetter {
-                        "dead-letter "
-                    } else {
-                        ""
-                    };
-                    self.shutdown.fail(format!(
-                        "{what}{e} (for {} offset {}); stopping so it is redelivered",
-                        acks.tp, acks.offset
-                    ));
-                    return;
-                }
-            }
+    fn acked(&mut self, acked: Acked) {
+        let processed = acked.processed;
+        self.events_awaiting_acks -= processed.records;
+        if let Err(e) = acked.result {
+            // librdkafka gave up after message.timeout.ms: the offsets must not be committed,
+            // and the events after them cannot be either.
+            self.shutdown.fail(format!(
+                "{e} (for {} offsets from {}, {} events); stopping so they are redelivered",
+                processed.tp, processed.first_offset, processed.records
+            ));
+            return;
         }
-        counters.event_duration.observe(acks.handed_off.elapsed());
-        if self.assigned.get(&acks.tp) == Some(&acks.assignment) {
-            for _ in &acks.results {
-                self.tracker.finished(&acks.tp, acks.offset);
-            }
-        }
+        let counters = self
+            .evaluator
+            .state
+            .agent(&self.evaluator.app.agents[processed.agent].name);
+        counters
+            .events_out
+            .fetch_add(acked.outputs, Ordering::Relaxed);
+        counters
+            .dead_lettered
+            .fetch_add(acked.dead_letters, Ordering::Relaxed);
+        self.finish(processed);
     }
 
-    /// One piece of an event finished; commits early after `commit_every` of them.
-    fn finish(&mut self, tp: &TopicPartition, offset: i64) {
-        self.tracker.finished(tp, offset);
-        self.finished_since_commit += 1;
+    /// A job's events are finished (for their agent); commits early after `commit_every`
+    /// events.
+    fn finish(&mut self, processed: Processed) {
+        let agent = &self.evaluator.app.agents[processed.agent].name;
+        let took = processed.handed_off.elapsed();
+        let durations = &self.evaluator.state.agent(agent).event_duration;
+        for _ in 0..processed.records {
+            durations.observe(took);
+        }
+        if self.assigned.get(&processed.tp) != Some(&processed.assignment) {
+            return;
+        }
+        self.tracker
+            .finished(&processed.tp, processed.first_offset, processed.records);
+        self.finished_since_commit += processed.records as u64;
         if self.finished_since_commit >= self.commit_every {
             self.commit_async();
         }
@@ -357,29 +368,4 @@ async fn next(records: &mut Option<mpsc::Receiver<Vec<Batch>>>) -> Option<Vec<Ba
         Some(records) => records.recv().await,
         None => std::future::pending().await,
     }
-}
-
-/// Waits for the acknowledgements of everything one event sent.
-fn acknowledge(
-    tp: &TopicPartition,
-    job: &evaluate::Job,
-    offset: i64,
-    pending: Vec<(crate::kafka::producer::Pending, Sent)>,
-) -> BoxFuture<'static, Acks> {
-    let (tp, assignment, agent, handed_off) =
-        (tp.clone(), job.assignment, job.agent, job.handed_off);
-    Box::pin(async move {
-        let mut results = Vec::with_capacity(pending.len());
-        for (pending, sent) in pending {
-            results.push((sent, pending.delivered().await.map(|_| ())));
-        }
-        Acks {
-            tp,
-            assignment,
-            offset,
-            agent,
-            handed_off,
-            results,
-        }
-    })
 }
