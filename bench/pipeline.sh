@@ -4,13 +4,15 @@
 # (events/s, peak RSS, CPU seconds, events/s relative to faust-rs) and, for scale, the rate of
 # `kcat -C | kcat -P` copying the same input.
 #
-#   bench/pipeline.sh [--records N] [--faust-records M] [--partitions P] [--only LIST]
-#                     [--timeout S] [--no-copy] [--keep-topics] [-h]
+#   bench/pipeline.sh [--records N] [--faust-records M] [--partitions P] [--workers W]
+#                     [--only LIST] [--timeout S] [--no-copy] [--keep-topics] [-h]
 #
 #   --records N        input records for faust-rs and Kafka Streams (default 300000)
 #   --faust-records M  input records for Python Faust, the first M of the same records
 #                      (default 50000: it is 100 times slower or more)
 #   --partitions P     partitions of every input and output topic (default 4)
+#   --workers W        faust-rs workers sharing the input, each its own process (default 1);
+#                      their peak RSS and CPU seconds are summed
 #   --only LIST        comma-separated subset of faust-rs,kstreams,faust (default: all three)
 #   --timeout S        seconds each implementation may take to write all its output (default 600)
 #   --no-copy          skip the `kcat -C | kcat -P` line
@@ -46,7 +48,8 @@
 #
 # Environment: KAFKA_PORT (broker on 127.0.0.1, default 9092; started with scripts/kafka.sh
 # when nothing answers there), FAUST_RS (binary; default target/release/faust-rs, built if
-# missing), KSTREAMS_JAVA_OPTS (JVM options of the Kafka Streams process; default none, the
+# missing), PIPELINE_APP_EXTRA (TOML appended to faust-rs's app file, to try settings: e.g.
+# $'[kafka]\n"queued.max.messages.kbytes" = 8192'), KSTREAMS_JAVA_OPTS (JVM options of the Kafka Streams process; default none, the
 # JVM's defaults), FAUST_VENV (Python Faust's virtualenv; default .bench/faust-venv), MVN.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -57,18 +60,20 @@ die() { echo "pipeline.sh: $*" >&2; exit 1; }
 records=300000
 faust_records=50000
 partitions=4
+workers=1
 only=faust-rs,kstreams,faust
 timeout=600
 copy=1
 keep_topics=0
 while (($#)); do
     case $1 in
-        --records | --faust-records | --partitions | --only | --timeout)
+        --records | --faust-records | --partitions | --workers | --only | --timeout)
             (($# >= 2)) || die "$1 needs a value (see -h)"
             case $1 in
                 --records) records=$2 ;;
                 --faust-records) faust_records=$2 ;;
                 --partitions) partitions=$2 ;;
+                --workers) workers=$2 ;;
                 --only) only=$2 ;;
                 --timeout) timeout=$2 ;;
             esac
@@ -80,7 +85,7 @@ while (($#)); do
         *) die "unknown argument '$1' (see -h)" ;;
     esac
 done
-for var in records faust_records partitions timeout; do
+for var in records faust_records partitions workers timeout; do
     [[ ${!var} =~ ^[1-9][0-9]*$ ]] || die "--${var//_/-} must be a positive integer, not '${!var}'"
 done
 impls=()
@@ -169,9 +174,21 @@ append_time() {
     printf '%s\n' "${stamps[@]}" | sort -n | if [[ $2 == first ]]; then head -n 1; else tail -n 1; fi
 }
 
-# cpu_s PID: user+sys seconds of the process so far.
+# cpu_s PID...: user+sys seconds of the processes so far, summed.
 cpu_s() {
-    sed 's/.*) //' "/proc/$1/stat" | awk -v hz="$clk_tck" '{ printf "%.2f", ($12 + $13) / hz }'
+    local pid
+    for pid; do sed 's/.*) //' "/proc/$pid/stat"; done |
+        awk -v hz="$clk_tck" '{ s += $12 + $13 } END { printf "%.2f", s / hz }'
+}
+# peak_rss_mib PID...: the processes' peak RSS (VmHWM), summed.
+peak_rss_mib() {
+    local pid
+    for pid; do cat "/proc/$pid/status"; done | awk '/^VmHWM/ { s += $2 } END { printf "%.0f", s / 1024 }'
+}
+# all_alive PID...: whether every one of them still runs.
+all_alive() {
+    local pid
+    for pid; do kill -0 "$pid" 2>/dev/null || return 1; done
 }
 
 # ---------------------------------------------------------------------------------------
@@ -222,9 +239,8 @@ ready_line() {
 }
 free_port() { py 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# start_IMPL IN OUT GROUP: start it in the background, setting pid.
+# start_IMPL IN OUT GROUP: start it in the background, setting procs (its processes).
 start_faust-rs() {
-    port=$(free_port)
     cat >"$work/faust-rs.toml" <<TOML
 [app]
 id = "$3"
@@ -245,17 +261,29 @@ name = "double"
 topic = "$1"
 sink = ["$2"]
 body = '''#{ id: value.id, n: value.n * 2 }'''
+${PIPELINE_APP_EXTRA:-}
 TOML
-    "$binary" -A "$work/faust-rs.toml" -l warn worker --web-port "$port" --web-bind 127.0.0.1 \
-        --datadir "$work/faust-rs-data" >"$work/faust-rs.out" 2>"$work/faust-rs.err" &
-    pid=$!
+    local w
+    procs=() ports=()
+    for ((w = 0; w < workers; w++)); do
+        ports+=("$(free_port)")
+        "$binary" -A "$work/faust-rs.toml" -l warn worker --web-port "${ports[w]}" \
+            --web-bind 127.0.0.1 --datadir "$work/faust-rs-data-$w" \
+            >>"$work/faust-rs.out" 2>>"$work/faust-rs.err" &
+        procs+=($!)
+    done
 }
-ready_faust-rs() { curl -sf "127.0.0.1:$port/ready" >/dev/null && now; }
+# ready once every worker is (each has partitions)
+ready_faust-rs() {
+    local port
+    for port in "${ports[@]}"; do curl -sf "127.0.0.1:$port/ready" >/dev/null || return 1; done
+    now
+}
 
 start_kstreams() {
     java "${java_opts[@]}" -cp "$kstreams_cp" faustrs.bench.Pipeline run "$broker" "$3" "$1" "$2" \
         "$work/kstreams-state" >"$work/kstreams.out" 2>"$work/kstreams.err" &
-    pid=$!
+    procs=($!)
 }
 ready_kstreams() { ready_line "$work/kstreams.out" 1000; }
 
@@ -263,7 +291,7 @@ start_faust() {
     FAUST_APP_ID=$3 FAUST_BROKER=kafka://$broker PIPELINE_IN=$1 PIPELINE_OUT=$2 \
         PYTHONPATH=bench/faust "$venv/bin/faust" -A pipeline --datadir "$work/faust-data" \
         worker -l warn --without-web >"$work/faust.out" 2>"$work/faust.err" &
-    pid=$!
+    procs=($!)
 }
 # (Faust's worker writes terminal escapes around it: the line does not start with READY)
 ready_faust() { ready_line "$work/faust.out" 1; }
@@ -300,11 +328,11 @@ run() {
     echo "pipeline.sh: $impl: $n records, $in -> $out" >&2
     started=$(now)
     "start_$impl" "$in" "$out" "$group"
-    pids+=("$pid")
+    pids+=("${procs[@]}")
     deadline=$(($(now_us) + timeout * 1000000))
     # until ready (polled often: faust-rs's ready time is when this loop sees it) ...
     until ready=$("ready_$impl"); do
-        if ! kill -0 "$pid" 2>/dev/null; then
+        if ! all_alive "${procs[@]}"; then
             tail -n 20 "$work/$impl.err" >&2
             row[$impl.status]="exited before it was ready"
             return 0
@@ -316,10 +344,10 @@ run() {
         fi
         sleep 0.02
     done
-    cpu_ready=$(cpu_s "$pid")
+    cpu_ready=$(cpu_s "${procs[@]}")
     # ... then until all the output is written
     while :; do
-        if ! kill -0 "$pid" 2>/dev/null; then
+        if ! all_alive "${procs[@]}"; then
             tail -n 20 "$work/$impl.err" >&2
             row[$impl.status]="exited early ($written of $n written)"
             return 0
@@ -332,10 +360,13 @@ run() {
         fi
         sleep 0.1
     done
-    rss=$(awk '/^VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$pid/status")
-    cpu=$(cpu_s "$pid")
-    kill -TERM "$pid" 2>/dev/null || true
-    wait_gone "$pid" 30 || { kill -KILL "$pid" 2>/dev/null || true; wait_gone "$pid" 5 || true; }
+    rss=$(peak_rss_mib "${procs[@]}")
+    cpu=$(cpu_s "${procs[@]}")
+    local pid
+    for pid in "${procs[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${procs[@]}"; do
+        wait_gone "$pid" 30 || { kill -KILL "$pid" 2>/dev/null || true; wait_gone "$pid" 5 || true; }
+    done
     [[ -n $done_at ]] || return 0
 
     first=$(append_time "$out" first)
@@ -374,7 +405,11 @@ fi
 
 names=(); for impl in "${impls[@]}"; do
     case $impl in
-        faust-rs) names+=("faust-rs $(git describe --always --dirty 2>/dev/null || echo '?')") ;;
+        faust-rs)
+            name="faust-rs $(git describe --always --dirty 2>/dev/null || echo '?')"
+            ((workers == 1)) || name+=", $workers workers"
+            names+=("$name")
+            ;;
         kstreams) names+=("Kafka Streams 4.4.0") ;;
         faust) names+=("Python Faust 0.15.3") ;;
     esac
