@@ -8,6 +8,7 @@ pub mod config;
 pub mod group;
 pub mod logs;
 pub mod offsets;
+pub mod poller;
 pub mod producer;
 pub mod properties;
 pub mod reach;

@@ -16,11 +16,12 @@ use std::time::Duration;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, ProducerContext};
 use rdkafka::{ClientConfig, ClientContext, Timestamp};
 use tokio::sync::oneshot;
 
 use super::logs::QuietLogs;
+use super::poller::ServedProducer;
 
 /// A record ready to produce: topic, optional partition (else the key's), key and value bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,13 +114,15 @@ impl ProducerContext for Deliveries {
 
 /// librdkafka's producer as the worker creates it, with a thread that serves its
 /// acknowledgements.
-pub type KafkaProducer = ThreadedProducer<Deliveries>;
+pub type KafkaProducer = ServedProducer<Deliveries>;
 
 /// Creates a librdkafka producer from `config`.
 pub fn create(config: &ClientConfig) -> Result<KafkaProducer, String> {
-    config
+    let producer: BaseProducer<Deliveries> = config
         .create_with_context(Deliveries)
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    ServedProducer::serve(producer)
+        .map_err(|e| format!("cannot start the producer's event thread: {e}"))
 }
 
 /// One record accepted by the producer; await it for the broker's acknowledgement.
@@ -363,5 +366,28 @@ mod tests {
                 .map(|r| r.map(|d| d.offset)),
             Some(Ok(7))
         );
+    }
+
+    /// The event thread serves what librdkafka reports without being polled: here a record's
+    /// failure, from a cluster that is not there.
+    #[tokio::test]
+    async fn the_event_thread_reports_a_failed_delivery() {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .set("message.timeout.ms", "200");
+        let producer = Producer::new(create(&config).expect("a producer"));
+        let record = Record {
+            topic: "t".into(),
+            partition: None,
+            key: None,
+            value: Some(b"v".to_vec()),
+        };
+        let pending = producer.send(&record, &[]).await.expect("enqueued");
+        let failure = tokio::time::timeout(Duration::from_secs(20), pending.delivered())
+            .await
+            .expect("the failure was never served")
+            .expect_err("nothing was delivered");
+        assert!(failure.starts_with("delivery to t failed"), "{failure}");
     }
 }
