@@ -64,7 +64,10 @@ pub async fn watch(election: Arc<Election>, remover: Arc<MemberRemover>, stop: C
                 _ = stop.cancelled() => return,
                 _ = latest.changed() => continue,
                 verdict = follow(&term) => match verdict {
-                    Verdict::Dead(why) => evict(&election, &remover, &term, &why).await,
+                    Verdict::Dead(why) => {
+                        election.expect_handoff();
+                        evict(&election, &remover, &term, &why).await
+                    }
                     Verdict::CannotTell(why) => tracing::info!(
                         "election {}: cannot watch the leader's process ({why}); if it dies, the next leader is elected after election_session_timeout",
                         election.name

@@ -85,6 +85,7 @@ enum Step {
     Membership(Membership),
     Confirm,
     Pump,
+    HandoffExpected,
     Polled,
 }
 
@@ -102,7 +103,7 @@ pub struct Identity {
 pub struct Clients {
     /// The election group's consumer.
     pub consumer: ClientConfig,
-    /// Its `heartbeat.interval.ms`, which [`heartbeat_pump`] keeps to.
+    /// Its `heartbeat.interval.ms`, which [`Pump`] keeps to.
     pub heartbeat_interval: Duration,
     /// The term's transactional producer (`transactional.id` set).
     pub term_producer: ClientConfig,
@@ -134,7 +135,8 @@ pub async fn run(
         // Three confirmations per session timeout while leading: one late or failed
         // confirmation does not end a term, a stall longer than the session timeout always does.
         confirmations: ticker(election.session_timeout / 3),
-        pump: heartbeat_pump(clients.heartbeat_interval),
+        pump: Pump::new(clients.heartbeat_interval),
+        handoffs: election.watch_handoffs(),
         election,
         clients,
         identity,
@@ -171,7 +173,9 @@ struct Candidacy {
     control: mpsc::UnboundedReceiver<Control>,
     stop: CancellationToken,
     confirmations: tokio::time::Interval,
-    pump: tokio::time::Interval,
+    pump: Pump,
+    /// Signs that the leader is going, which speed the pump up.
+    handoffs: tokio::sync::watch::Receiver<u64>,
     /// The epoch of the term won in the current membership.
     held: Option<i64>,
 }
@@ -221,6 +225,7 @@ impl Candidacy {
                 Some(event) = events.recv() => Step::Membership(event),
                 _ = self.confirmations.tick(), if self.held.is_some() => Step::Confirm,
                 _ = self.pump.tick() => Step::Pump,
+                Ok(()) = self.handoffs.changed() => Step::HandoffExpected,
                 // Polling serves the rebalance callbacks; the records themselves
                 // (announcements) are read by the observer.
                 message = consumer.recv() => {
@@ -234,6 +239,7 @@ impl Candidacy {
                 Step::Stop => return None,
                 Step::Control(request) => return Some(request),
                 Step::Polled => {}
+                Step::HandoffExpected => self.pump.alert(),
                 // Any request to the consumer's group handler wakes librdkafka's main thread,
                 // which then sends the heartbeat if one is due.
                 Step::Pump => {
@@ -422,7 +428,7 @@ fn ticker(period: Duration) -> tokio::time::Interval {
     ticker
 }
 
-/// A ticker that makes the election consumer's heartbeats keep to `heartbeat_interval`.
+/// Pokes librdkafka's group handler so the election consumer heartbeats on time.
 ///
 /// librdkafka sends a classic-protocol heartbeat only when its main thread wakes up and finds
 /// one due (librdkafka issue #1005: the group is served once per main-loop turn, not by a
@@ -430,8 +436,60 @@ fn ticker(period: Duration) -> tokio::time::Interval {
 /// `heartbeat.interval.ms=100`: heartbeats 0.13–0.5 s apart, so the other candidates learned of
 /// a leader's leaving up to half a second late. Poking the group handler eight times per
 /// interval keeps heartbeats within 1.125 intervals of each other (100–125 ms measured).
-fn heartbeat_pump(heartbeat_interval: Duration) -> tokio::time::Interval {
-    ticker((heartbeat_interval / 8).max(Duration::from_millis(5)))
+///
+/// That speed matters only while a new leader is being elected, and costs most of an idle
+/// worker's CPU (80 wake-ups a second of a task and of librdkafka's main thread: 1.1 % of a
+/// core of 1.8 %). So the pump pokes that fast only for [`ALERTED_FOR`] after a sign that the
+/// leader is going — its resignation read from the topic, or its process found dead, which
+/// every candidate sees within milliseconds — and otherwise every [`STEADY_INTERVALS`]
+/// heartbeat intervals, which keeps the membership alive and notices other rebalances
+/// (joins, which do not move the term) within half a second. The first fast poke waits one
+/// fast period, so the departing leader's LeaveGroup is likely in before the heartbeat.
+struct Pump {
+    steady: Duration,
+    alerted: Duration,
+    alerted_until: Option<tokio::time::Instant>,
+    ticker: tokio::time::Interval,
+}
+
+/// How long the pump stays fast after a sign that the leader is going: a rebalance of the
+/// election group takes tens of milliseconds when every candidate heartbeats on time.
+const ALERTED_FOR: Duration = Duration::from_secs(3);
+/// The steady pump's period, in heartbeat intervals.
+const STEADY_INTERVALS: u32 = 5;
+
+impl Pump {
+    fn new(heartbeat_interval: Duration) -> Pump {
+        let steady = heartbeat_interval * STEADY_INTERVALS;
+        Pump {
+            steady,
+            alerted: (heartbeat_interval / 8).max(Duration::from_millis(5)),
+            alerted_until: None,
+            ticker: ticker(steady),
+        }
+    }
+
+    async fn tick(&mut self) {
+        self.ticker.tick().await;
+        if self
+            .alerted_until
+            .is_some_and(|until| tokio::time::Instant::now() >= until)
+        {
+            self.alerted_until = None;
+            self.ticker = ticker(self.steady);
+        }
+    }
+
+    /// The leader is going: poke fast for a while.
+    fn alert(&mut self) {
+        let now = tokio::time::Instant::now();
+        if self.alerted_until.is_none() {
+            self.ticker = tokio::time::interval_at(now + self.alerted, self.alerted);
+            self.ticker
+                .set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        }
+        self.alerted_until = Some(now + ALERTED_FOR);
+    }
 }
 
 /// Drops the term's transactional producer off the async threads (closing it may block).
@@ -471,4 +529,37 @@ async fn append(
     let pending = announcer.send(&record, &[]).await?;
     let delivery = pending.delivered().await?;
     Ok(delivery.offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::time::Instant;
+
+    use super::*;
+
+    async fn gap(pump: &mut Pump) -> Duration {
+        let before = Instant::now();
+        pump.tick().await;
+        before.elapsed()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_pump_is_fast_only_for_a_while_after_a_sign_the_leader_is_going() {
+        let mut pump = Pump::new(Duration::from_millis(100));
+        pump.tick().await; // an interval's first tick is at once
+        assert_eq!(gap(&mut pump).await, Duration::from_millis(500), "steady");
+        pump.alert();
+        // (tokio's timers round up to the millisecond)
+        let alerted = gap(&mut pump).await;
+        assert!(alerted >= Duration::from_micros(12_500) && alerted <= Duration::from_millis(13));
+        pump.alert(); // another sign: stays fast, the window starts again
+        let started = Instant::now();
+        while gap(&mut pump).await < Duration::from_millis(500) {
+            assert!(started.elapsed() <= ALERTED_FOR + Duration::from_millis(20));
+        }
+        assert!(
+            started.elapsed() >= ALERTED_FOR,
+            "fast for the whole window"
+        );
+    }
 }

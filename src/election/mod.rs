@@ -74,6 +74,9 @@ pub struct Election {
     /// The transactional producer of the term held (see [`term_producer`]).
     term_producer: Mutex<Option<Arc<term_producer::TermProducer>>>,
     terms_seen: TermsSeen,
+    /// Counts the signs that the leader is going (its resignation read, its process found
+    /// dead): the membership task then heartbeats fast for a while (see `member::Pump`).
+    handoffs: watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Election {
@@ -112,6 +115,7 @@ impl Election {
             probe,
             term_producer: Mutex::new(None),
             terms_seen: TermsSeen::since(crate::clock::now_ms()),
+            handoffs: watch::channel(0).0,
         };
         (Arc::new(election), control_rx)
     }
@@ -153,7 +157,8 @@ impl Election {
         let epoch = announcement.epoch;
         self.terms_seen
             .saw(epoch, announcement.since_ms, announcement.resigned);
-        self.latest.send_if_modified(|latest| {
+        let resigned = announcement.resigned;
+        let newer = self.latest.send_if_modified(|latest| {
             if latest.as_ref().is_none_or(|l| l.epoch < epoch) {
                 *latest = Some(announcement);
                 true
@@ -161,9 +166,23 @@ impl Election {
                 false
             }
         });
+        if newer && resigned {
+            self.expect_handoff();
+        }
         if self.is_leading() && epoch > self.epoch.load(Ordering::SeqCst) {
             self.lose_term(&format!("a newer leader announced itself (epoch {epoch})"));
         }
+    }
+
+    /// The leader is going (it resigned, or its process died): a new one is about to be
+    /// elected.
+    pub fn expect_handoff(&self) {
+        self.handoffs.send_modify(|count| *count += 1);
+    }
+
+    /// Changes whenever [`Election::expect_handoff`] is called.
+    pub fn watch_handoffs(&self) -> watch::Receiver<u64> {
+        self.handoffs.subscribe()
     }
 
     /// Starts a term: called by the membership task once its announcement is acknowledged.
@@ -354,5 +373,40 @@ mod tests {
         let seen = TermsSeen::since(1_000);
         seen.saw(0, 1_500, false);
         assert_eq!(seen.begun.load(Ordering::Relaxed), 1);
+    }
+
+    fn announcement(epoch: i64, resigned: bool) -> Announcement {
+        Announcement {
+            election: "leader".into(),
+            worker: "h:1".into(),
+            host: "h".into(),
+            pid: 1,
+            web_url: "http://h:6066/".into(),
+            instance: "other".into(),
+            member_id: String::new(),
+            since_ms: 0,
+            resigned,
+            epoch,
+        }
+    }
+
+    #[test]
+    fn a_new_resignation_and_nothing_else_announces_a_handoff() {
+        let mut config = rdkafka::ClientConfig::new();
+        config.set("bootstrap.servers", "127.0.0.1:1");
+        let probe = Arc::new(config.create_with_context(QuietLogs).expect("a client"));
+        let (election, _control) =
+            Election::new("leader", "t", true, Duration::from_secs(15), probe);
+        let mut handoffs = election.watch_handoffs();
+        election.saw_announcement(announcement(4, false));
+        assert!(!handoffs.has_changed().unwrap(), "a term began");
+        election.saw_announcement(announcement(5, true));
+        assert!(handoffs.has_changed().unwrap(), "its leader resigned");
+        handoffs.mark_unchanged();
+        election.saw_announcement(announcement(5, true));
+        assert!(
+            !handoffs.has_changed().unwrap(),
+            "the same resignation, read again"
+        );
     }
 }
