@@ -15,7 +15,9 @@
 # a fresh app id per implementation and run, so fresh groups and topics: one agent printing
 # greetings, one timer every 2 s on the leader that sends one. Its timer also prints a TICK
 # line, from which "leaders" counts the workers that ticked in the window (1 is right).
-# CPU is user+sys from /proc/PID/stat over the window, RSS is VmRSS at its end.
+# CPU is user+sys from /proc/PID/stat over the window, RSS is VmRSS at its end and, in
+# brackets, its anonymous part (RssAnon: the rest is the program's own files, such as its
+# code, shared by every worker of the machine).
 #
 # For the hand-off of many workers, run bench/failover.py --workers 50 --signals TERM.
 #
@@ -187,25 +189,27 @@ run() {
     sleep "$seconds" # the measurement window
     after=$(cpu_ticks "${procs[@]}")
     t1=$EPOCHREALTIME
-    local rss threads leaders
+    local rss anon threads leaders
     rss=$(status_sum VmRSS "${procs[@]}")
+    anon=$(status_sum RssAnon "${procs[@]}")
     threads=$(status_sum Threads "${procs[@]}")
     # workers whose TICK count grew in the window
     leaders=$(ticks_per_worker "$dir" | join "$dir/ticks-before" - | awk '$3 > $2' | wc -l)
     row[$impl]=$(python3 -c '
 import sys
-n, ticks, hz, t0, t1, rss_kb, threads, leaders = sys.argv[1:]
+n, ticks, hz, t0, t1, rss_kb, anon_kb, threads, leaders = sys.argv[1:]
 n, secs = int(n), float(t1) - float(t0)
 core = int(ticks) / int(hz) / secs * 100
-print(f"{n} | {core / n:.2f} | {core:.2f} | {int(rss_kb) / n / 1024:.1f} | {int(threads) / n:.0f} | {leaders}")
-' "$workers" "$((after - before))" "$clk_tck" "$t0" "$t1" "$rss" "$threads" "$leaders")
+rss, anon = int(rss_kb) / n / 1024, int(anon_kb) / n / 1024
+print(f"{n} | {core / n:.2f} | {core:.2f} | {rss:.1f} ({anon:.1f}) | {int(threads) / n:.0f} | {leaders}")
+' "$workers" "$((after - before))" "$clk_tck" "$t0" "$t1" "$rss" "$anon" "$threads" "$leaders")
     stop_all
 }
 
 for impl in "${impls[@]}"; do run "$impl"; done
 
 echo
-echo "| implementation | workers | idle CPU per worker, % of a core | total, % of a core | RSS per worker, MiB | threads per worker | leaders ticking |"
+echo "| implementation | workers | idle CPU per worker, % of a core | total, % of a core | RSS per worker, MiB (anonymous) | threads per worker | leaders ticking |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
 for impl in "${impls[@]}"; do
     case $impl in
