@@ -106,7 +106,7 @@ pub struct Identity {
 pub struct Clients {
     /// The election group's consumer.
     pub consumer: ClientConfig,
-    /// Its `heartbeat.interval.ms`, which [`Pump`] keeps to.
+    /// The election heartbeat interval, the [`Pump`]'s unit.
     pub heartbeat_interval: Duration,
     /// The term's transactional producer (`transactional.id` set).
     pub term_producer: ClientConfig,
@@ -244,7 +244,7 @@ impl Candidacy {
                 Step::Stop => return None,
                 Step::Control(request) => return Some(request),
                 Step::Polled => {}
-                Step::HandoffExpected => self.pump.alert(),
+                Step::HandoffExpected => self.pump.kick(),
                 // Any request to the consumer's group handler wakes librdkafka's main thread,
                 // which then sends the heartbeat if one is due.
                 Step::Pump => {
@@ -434,26 +434,31 @@ fn ticker(period: Duration) -> tokio::time::Interval {
     ticker
 }
 
-/// Pokes librdkafka's group handler so the election consumer heartbeats on time.
+/// Wakes librdkafka's group handler, which is when the election consumer heartbeats.
 ///
 /// librdkafka sends a classic-protocol heartbeat only when its main thread wakes up and finds
 /// one due (librdkafka issue #1005: the group is served once per main-loop turn, not by a
-/// timer), and an idle consumer's main thread wakes every 0.5–1 s. Measured on a consumer with
-/// `heartbeat.interval.ms=100`: heartbeats 0.13–0.5 s apart, so the other candidates learned of
-/// a leader's leaving up to half a second late. Poking the group handler eight times per
-/// interval keeps heartbeats within 1.125 intervals of each other (100–125 ms measured).
+/// timer), and an idle consumer's main thread wakes every 0.5–1 s: with
+/// `heartbeat.interval.ms=100` alone, heartbeats went 0.13–0.5 s apart, and the other
+/// candidates learned of a leader's leaving up to half a second late. So the election
+/// consumer's `heartbeat.interval.ms` is tiny (see `worker::leadership`) and this pump decides
+/// when heartbeats go:
 ///
-/// That speed matters only while the group changes, and costs most of an idle worker's CPU
-/// (80 wake-ups a second of a task and of librdkafka's main thread: 1.3 % of a core of 1.8 %).
-/// So the pump pokes that fast only for [`ALERTED_FOR`] after a sign that the group is
-/// changing — this member joined, a rebalance ran (members joining one after the other), the
-/// leader's resignation was read from the topic or its process was found dead, which every
-/// candidate sees within milliseconds — and otherwise every [`STEADY_INTERVALS`] heartbeat
-/// intervals, which keeps the membership alive and notices a lone join (which does not move
-/// the term) within half a second. Measured with 50 workers started together, pumping slowly
-/// between resignations alone left the group converging for seconds after start-up, and
-/// hand-offs then took 0.7 s (median) instead of 0.27 s. The first fast poke waits one fast
-/// period, so the departing leader's LeaveGroup is likely in before the heartbeat.
+/// - every heartbeat interval for [`ALERTED_FOR`] after a sign that the group is changing:
+///   this member joined, or a rebalance ran (members join one after the other);
+/// - [`KICK_AFTER`] after a sign that the leader is going — its resignation read from the
+///   topic, or its process found dead, which every candidate sees within milliseconds — and
+///   then every interval: the first heartbeat after the leader's LeaveGroup learns of the
+///   rebalance;
+/// - otherwise every [`STEADY_INTERVALS`] intervals (1 s by default), which keeps the
+///   membership alive and notices a lone join (which does not move the term) within a second.
+///
+/// Measured (`bench/failover.py`, `bench/idle.sh`), against poking eight times per interval
+/// all the time: an idle worker 1.8 → 0.5 % of a core; hand-off medians with 3 workers TERM
+/// 0.10 → 0.024–0.088 s, KILL 0.18 → 0.05 s, stand-down 0.08 → 0.034–0.038 s (two runs).
+/// With 50 workers started together and the leader stopped seconds later, TERM medians of
+/// 0.17 and 0.46 s in two runs (0.27 s before): the group is often still converging then.
+/// Alerting on resignations alone left 50 fresh workers converging for longer (0.72 s).
 struct Pump {
     steady: Duration,
     alerted: Duration,
@@ -461,18 +466,21 @@ struct Pump {
     ticker: tokio::time::Interval,
 }
 
-/// How long the pump stays fast after a sign that the leader is going: a rebalance of the
+/// How long the pump stays fast after a sign that the group is changing: a rebalance of the
 /// election group takes tens of milliseconds when every candidate heartbeats on time.
 const ALERTED_FOR: Duration = Duration::from_secs(3);
 /// The steady pump's period, in heartbeat intervals.
-const STEADY_INTERVALS: u32 = 5;
+const STEADY_INTERVALS: u32 = 10;
+/// How long after a sign that the leader is going the next heartbeat goes: about when its
+/// LeaveGroup (sent right after its resignation is acknowledged) is in.
+const KICK_AFTER: Duration = Duration::from_millis(10);
 
 impl Pump {
     fn new(heartbeat_interval: Duration) -> Pump {
         let steady = heartbeat_interval * STEADY_INTERVALS;
         Pump {
             steady,
-            alerted: (heartbeat_interval / 8).max(Duration::from_millis(5)),
+            alerted: heartbeat_interval,
             alerted_until: None,
             ticker: ticker(steady),
         }
@@ -489,15 +497,25 @@ impl Pump {
         }
     }
 
-    /// The leader is going: poke fast for a while.
+    /// The group is changing: heartbeat every interval for a while.
     fn alert(&mut self) {
-        let now = tokio::time::Instant::now();
         if self.alerted_until.is_none() {
-            self.ticker = tokio::time::interval_at(now + self.alerted, self.alerted);
-            self.ticker
-                .set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            self.restart(self.alerted);
         }
-        self.alerted_until = Some(now + ALERTED_FOR);
+        self.alerted_until = Some(tokio::time::Instant::now() + ALERTED_FOR);
+    }
+
+    /// The leader is going: heartbeat right after its LeaveGroup, then every interval.
+    fn kick(&mut self) {
+        self.restart(KICK_AFTER);
+        self.alerted_until = Some(tokio::time::Instant::now() + ALERTED_FOR);
+    }
+
+    fn restart(&mut self, first_after: Duration) {
+        let first = tokio::time::Instant::now() + first_after;
+        self.ticker = tokio::time::interval_at(first, self.alerted);
+        self.ticker
+            .set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     }
 }
 
@@ -553,21 +571,21 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_pump_is_fast_only_for_a_while_after_a_sign_the_leader_is_going() {
+    async fn the_pump_is_fast_only_for_a_while_after_the_group_changes() {
         let mut pump = Pump::new(Duration::from_millis(100));
         pump.tick().await; // an interval's first tick is at once
-        assert_eq!(gap(&mut pump).await, Duration::from_millis(500), "steady");
+        assert_eq!(gap(&mut pump).await, Duration::from_secs(1), "steady");
         pump.alert();
-        // (tokio's timers round up to the millisecond)
-        let alerted = gap(&mut pump).await;
-        assert!(alerted >= Duration::from_micros(12_500) && alerted <= Duration::from_millis(13));
-        pump.alert(); // another sign: stays fast, the window starts again
+        assert_eq!(gap(&mut pump).await, Duration::from_millis(100), "alerted");
+        pump.kick(); // the leader is going: a heartbeat at once, then every interval
+        assert_eq!(gap(&mut pump).await, KICK_AFTER);
+        assert_eq!(gap(&mut pump).await, Duration::from_millis(100));
         let started = Instant::now();
-        while gap(&mut pump).await < Duration::from_millis(500) {
-            assert!(started.elapsed() <= ALERTED_FOR + Duration::from_millis(20));
+        while gap(&mut pump).await < Duration::from_secs(1) {
+            assert!(started.elapsed() <= ALERTED_FOR + Duration::from_millis(100));
         }
         assert!(
-            started.elapsed() >= ALERTED_FOR,
+            started.elapsed() >= ALERTED_FOR - Duration::from_millis(100),
             "fast for the whole window"
         );
     }
