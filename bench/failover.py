@@ -16,7 +16,7 @@ first leads, and after the fail-over only the new leader ticks.
   bench/failover.py [--impl faust-rs|faust] [--rounds 3] [--signals TERM,KILL,STANDDOWN]
                     [--workers 3]
                             [--session-timeout S] [--heartbeat-interval S] [--interval 2.0]
-                            [--phase-jitter 6] [--json FILE] [--keep-logs]
+                            [--phase-jitter 6] [--settle S] [--json FILE] [--keep-logs]
                             [--election-heartbeat-interval S] [--kafka-debug cgrp,eos]
 
 Needs the broker (scripts/kafka.sh start); for Python Faust it runs bench/faust/setup.sh
@@ -225,9 +225,12 @@ def _run_round(args, signame, round_no, workdir):
             f'tick period {statistics.mean(period):.3f}s; workers that ticked: {sorted(pids)}')
         # signal at a random phase: right after a tick, the gap would be phase-locked to the
         # timer and to the heartbeats (all workers start both at the same rebalance)
-        if args.phase_jitter > 0:
-            until = time.monotonic() + random.uniform(0, args.phase_jitter)
-            cluster.wait_for(lambda: time.monotonic() >= until, args.phase_jitter + 1, 'the jitter')
+        # --settle first: workers started together keep joining the election group for a
+        # while, and a hand-off in a group still taking them in is slower than in a settled one
+        if args.phase_jitter > 0 or args.settle > 0:
+            until = time.monotonic() + args.settle + random.uniform(0, args.phase_jitter)
+            cluster.wait_for(lambda: time.monotonic() >= until,
+                             args.settle + args.phase_jitter + 1, 'the settling and the jitter')
             if steady_leader(cluster.ticks, args.steady) != leader:
                 raise RuntimeError(f'leadership moved from {leader} without a signal')
         old = next(w for w in cluster.workers if w.ident == leader)
@@ -318,6 +321,8 @@ def main():
     p.add_argument('--phase-jitter', type=float, default=6.0,
                    help='signal the leader a random 0..S seconds after it is found (0: at once, '
                         'right after a tick); default 6 = lcm of the 2 s timer and 3 s heartbeat')
+    p.add_argument('--settle', type=float, default=0.0,
+                   help='seconds to wait once the leader is found, before the jitter (default 0)')
     p.add_argument('--start-timeout', type=float, default=120.0)
     p.add_argument('--failover-timeout', type=float, default=None)
     p.add_argument('--election-heartbeat-interval', type=float, default=None,
