@@ -19,7 +19,8 @@
 # brackets, its anonymous part (RssAnon: the rest is the program's own files, such as its
 # code, shared by every worker of the machine).
 #
-# For the hand-off of many workers, run bench/failover.py --workers 50 --signals TERM.
+# For the hand-off of many workers, run bench/failover.py --workers 50 --signals TERM
+# --settle 10.
 #
 # Environment: KAFKA_PORT (broker on 127.0.0.1, default 9092; started with scripts/kafka.sh
 # when nothing answers there), FAUST_RS (binary; default target/release/faust-rs, built if
