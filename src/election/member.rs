@@ -429,7 +429,12 @@ impl Candidacy {
 }
 
 fn ticker(period: Duration) -> tokio::time::Interval {
-    let mut ticker = tokio::time::interval(period);
+    ticker_from(tokio::time::Instant::now(), period)
+}
+
+/// A ticker whose first tick is at `first`, then every `period`; a late tick delays the rest.
+fn ticker_from(first: tokio::time::Instant, period: Duration) -> tokio::time::Interval {
+    let mut ticker = tokio::time::interval_at(first, period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker
 }
@@ -512,10 +517,7 @@ impl Pump {
     }
 
     fn restart(&mut self, first_after: Duration) {
-        let first = tokio::time::Instant::now() + first_after;
-        self.ticker = tokio::time::interval_at(first, self.alerted);
-        self.ticker
-            .set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.ticker = ticker_from(tokio::time::Instant::now() + first_after, self.alerted);
     }
 }
 

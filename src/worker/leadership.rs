@@ -194,9 +194,12 @@ fn candidacy_clients(
         instance_id: None,
         protocol: GroupProtocol::Classic,
         session_timeout: app.election_session_timeout,
-        // The other candidates learn that a leader left (and the group is rebalancing) at
-        // their next heartbeat, so this bounds the hand-off.
-        heartbeat_interval: app.election_heartbeat_interval,
+        // Heartbeats go when the candidacy's pump wakes librdkafka (see `member::Pump`, which
+        // keeps to `election_heartbeat_interval`): any wake-up this long after the last
+        // heartbeat sends one. Not less: librdkafka's main thread wakes often during a
+        // rebalance, and with 5 ms the 50 members of `bench/failover.py --workers 50`
+        // heartbeat at every wake-up (TERM hand-off median 0.52 s against 0.17 s).
+        heartbeat_interval: std::time::Duration::from_millis(30),
         // librdkafka refuses a max poll interval below the session timeout; the election
         // consumer is polled all the time anyway.
         max_poll_interval: app.max_poll_interval.max(app.election_session_timeout),
@@ -212,15 +215,9 @@ fn candidacy_clients(
             format!("{}-__leader-{}", app.id, election.name),
         )
         .set("transaction.timeout.ms", timeout.as_millis().to_string());
-    // Heartbeats go when the candidacy's pump wakes librdkafka (see `member::Pump`): any
-    // wake-up 30 ms after the last heartbeat sends one. Not less: librdkafka's main thread
-    // wakes often during a rebalance, and with 5 ms the 50 members of `bench/failover.py
-    // --workers 50` heartbeat at every wake-up (TERM hand-off median 0.52 s against 0.17 s).
-    let mut consumer = settings.consumer(&group);
-    consumer.set("heartbeat.interval.ms", "30");
     member::Clients {
-        consumer,
-        heartbeat_interval: group.heartbeat_interval,
+        consumer: settings.consumer(&group),
+        heartbeat_interval: app.election_heartbeat_interval,
         term_producer,
         announcer: announcer.clone(),
         remover,
