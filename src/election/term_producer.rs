@@ -6,14 +6,11 @@
 //! are never seen by read-committed consumers (librdkafka's default). The epoch header and
 //! `drop_stale_epochs` remain for consumers reading uncommitted data.
 
-use std::time::Duration;
-
 use rdkafka::ClientConfig;
-use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer as _;
-use rdkafka::types::RDKafkaErrorCode;
 
 use crate::kafka::producer::{self, KafkaProducer, Producer, Record};
+use crate::kafka::transaction::{CALL_TIMEOUT, TransactionError, abort, classify, commit};
 
 /// The transactional producer of one term.
 pub struct TermProducer {
@@ -22,40 +19,10 @@ pub struct TermProducer {
     turn: tokio::sync::Mutex<()>,
 }
 
-/// Why a leader action's records were not committed.
-#[derive(Debug)]
-pub enum TermSendError {
-    /// A newer leader fenced this producer, or its transaction cannot be settled: the term is
-    /// over.
-    Fenced(String),
-    /// Anything else (encoding, a broker error): this action failed, the term goes on.
-    Failed(String),
-}
-
-impl std::fmt::Display for TermSendError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TermSendError::Fenced(e) => write!(f, "the term's producer is done for: {e}"),
-            TermSendError::Failed(e) => f.write_str(e),
-        }
-    }
-}
-
-/// Bounds every blocking transactional call.
-const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(10);
-
-fn classify(action: &str, error: KafkaError) -> TermSendError {
-    let message = format!("{action}: {error}");
-    let fenced = match &error {
-        KafkaError::Transaction(e) => e.is_fatal(),
-        _ => false,
-    };
-    if fenced {
-        TermSendError::Fenced(message)
-    } else {
-        TermSendError::Failed(message)
-    }
-}
+/// Why a leader action's records were not committed: `Fenced` when a newer leader fenced
+/// this producer or its transaction cannot be settled (the term is over), `Failed` for anything
+/// else (encoding, a broker error: this action failed, the term goes on).
+pub type TermSendError = TransactionError;
 
 impl TermProducer {
     /// Creates the producer and fences every earlier holder of its transactional id.
@@ -84,7 +51,7 @@ impl TermProducer {
         let topic = topic.to_string();
         tokio::task::spawn_blocking(move || {
             connect(&initializing, &topic);
-            initializing.init_transactions(TRANSACTION_CALL_TIMEOUT)
+            initializing.init_transactions(CALL_TIMEOUT)
         })
         .await
         .map_err(|e| format!("init_transactions: {e}"))?
@@ -114,7 +81,7 @@ impl TermProducer {
         for record in records {
             // The delivery futures need not be awaited: committing waits for every record.
             if let Err(e) = self.producer.send(record, headers).await {
-                failure = Some(TermSendError::Failed(e));
+                failure = Some(TransactionError::Failed(e));
                 break;
             }
         }
@@ -123,76 +90,9 @@ impl TermProducer {
             Some(failure) => abort(&producer).and(Err(failure)),
         })
         .await
-        .map_err(|e| TermSendError::Failed(format!("transaction task: {e}")))?;
+        .map_err(|e| TransactionError::Failed(format!("transaction task: {e}")))?;
         result.map(|()| records.len())
     }
-}
-
-/// How many times a transaction's commit or abort is resumed after a call timed out: while a
-/// broker the transaction involves is being replaced (about 10 s), one call can time out.
-const SETTLE_ATTEMPTS: usize = 3;
-
-/// Commits the open transaction. A commit that timed out is resumed (librdkafka refuses any
-/// other transactional call until it ends: a new `begin_transaction` would fail for good with
-/// "Conflicting commit_transaction API call is already in progress"); one the broker refused
-/// is aborted. A transaction that cannot be settled leaves the producer unusable, which ends
-/// the term like fencing does: the next term's `init_transactions` aborts it.
-fn commit(producer: &KafkaProducer) -> Result<(), TermSendError> {
-    for _ in 0..SETTLE_ATTEMPTS {
-        match producer.commit_transaction(TRANSACTION_CALL_TIMEOUT) {
-            Ok(()) => return Ok(()),
-            Err(e) if timed_out(&e) => {
-                tracing::debug!("the leader's commit did not end in time ({e}); resuming it");
-            }
-            Err(KafkaError::Transaction(e)) if e.txn_requires_abort() => {
-                let refused = TermSendError::Failed(format!("commit: {e}"));
-                return abort(producer).and(Err(refused));
-            }
-            Err(e @ KafkaError::Transaction(_)) => return Err(classify("commit", e)),
-            // Any other failure leaves the transaction open: abort it, or every later
-            // `begin_transaction` fails ("Operation not valid in state InTransaction").
-            Err(e) => {
-                let failed = classify("commit", e);
-                return abort(producer).and(Err(failed));
-            }
-        }
-    }
-    Err(stuck("commit"))
-}
-
-/// Whether a commit or abort call only ran out of time: the transaction is still being
-/// settled and the call can be made again. rust-rdkafka's `commit_transaction` first flushes
-/// the records sent, which can time out too (measured: while a partition's leader was being
-/// replaced) and then leaves the transaction open.
-fn timed_out(error: &KafkaError) -> bool {
-    match error {
-        KafkaError::Transaction(e) => e.is_retriable(),
-        KafkaError::Flush(code) => *code == RDKafkaErrorCode::OperationTimedOut,
-        _ => false,
-    }
-}
-
-/// Aborts the open transaction, resuming an abort that timed out; `Err` only when the
-/// producer is done for (see [`commit`]).
-fn abort(producer: &KafkaProducer) -> Result<(), TermSendError> {
-    for _ in 0..SETTLE_ATTEMPTS {
-        match producer.abort_transaction(TRANSACTION_CALL_TIMEOUT) {
-            Ok(()) => return Ok(()),
-            Err(e) if timed_out(&e) => {
-                tracing::debug!("the leader's abort did not end in time ({e}); resuming it");
-            }
-            // Fenced or not, a producer that cannot abort is unusable.
-            Err(e) => return Err(TermSendError::Fenced(format!("abort: {e}"))),
-        }
-    }
-    Err(stuck("abort"))
-}
-
-fn stuck(action: &str) -> TermSendError {
-    TermSendError::Fenced(format!(
-        "the leader's producer could not {action} its transaction in {} s",
-        SETTLE_ATTEMPTS as u64 * TRANSACTION_CALL_TIMEOUT.as_secs()
-    ))
 }
 
 /// Blocks until `producer` has a broker connection up, by fetching `topic`'s metadata (one
@@ -204,22 +104,8 @@ fn stuck(action: &str) -> TermSendError {
 fn connect(producer: &KafkaProducer, topic: &str) {
     if let Err(e) = producer
         .client()
-        .fetch_metadata(Some(topic), TRANSACTION_CALL_TIMEOUT)
+        .fetch_metadata(Some(topic), CALL_TIMEOUT)
     {
         tracing::debug!("the leader's producer cannot connect: {e}");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_flush_that_ran_out_of_time_is_resumed_and_other_failures_are_not() {
-        assert!(timed_out(&KafkaError::Flush(
-            RDKafkaErrorCode::OperationTimedOut
-        )));
-        assert!(!timed_out(&KafkaError::Flush(RDKafkaErrorCode::Fenced)));
-        assert!(!timed_out(&KafkaError::Canceled));
     }
 }

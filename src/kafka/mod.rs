@@ -12,6 +12,7 @@ pub mod poller;
 pub mod producer;
 pub mod properties;
 pub mod reach;
+pub mod transaction;
 pub mod wire;
 
 pub use config::{ClientSettings, GroupProtocol, GroupSettings, librdkafka_build};
