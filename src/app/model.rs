@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::codec::Serializer;
-use crate::kafka::{GroupProtocol, Properties};
+use crate::kafka::{GroupProtocol, ProcessingGuarantee, Properties};
 use crate::script::{Script, ScriptLimits};
 
 /// The election that exists in every app, whose leader runs `on_leader = true` timers and
@@ -39,6 +39,7 @@ pub struct App {
     pub max_poll_interval: Duration,
     pub commit_interval: Duration,
     pub commit_every: u64,
+    pub processing_guarantee: ProcessingGuarantee,
     pub group_protocol: GroupProtocol,
     /// Candidates remove a dead leader's member from the election group (see
     /// `crate::election::liveness`).

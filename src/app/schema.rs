@@ -14,7 +14,7 @@ use serde::de::{self, Deserializer, Visitor};
 use toml::Spanned;
 
 use crate::codec::Serializer;
-use crate::kafka::GroupProtocol;
+use crate::kafka::{GroupProtocol, ProcessingGuarantee};
 use crate::script::ScriptLimits;
 
 /// `[app]`: the application, as `faust.App(id, broker=..., value_serializer=...)`.
@@ -64,8 +64,14 @@ pub struct AppSection {
     /// leaves the group; at least `session_timeout`. librdkafka `max.poll.interval.ms`.
     /// Default and bound: [`Self::MAX_POLL_INTERVAL`].
     pub max_poll_interval: Option<Spanned<f64>>,
-    /// Seconds between offset commits of processed records (consumed by the worker). Faust's
-    /// `broker_commit_interval`. Default and bound: [`Self::COMMIT_INTERVAL`].
+    /// `at_least_once` or `exactly_once` (Faust's `processing_guarantee`): whether the agents'
+    /// outputs and input offsets are committed together in Kafka transactions. Default:
+    /// [`Self::PROCESSING_GUARANTEE`].
+    pub processing_guarantee: Option<ProcessingGuarantee>,
+    /// Seconds between offset commits of processed records (consumed by the worker), which
+    /// under `exactly_once` are transaction commits. Faust's `broker_commit_interval`. Default
+    /// and bound: [`Self::COMMIT_INTERVAL`], [`Self::EXACTLY_ONCE_COMMIT_INTERVAL`] under
+    /// `exactly_once`.
     pub commit_interval: Option<Spanned<f64>>,
     /// Commit after this many processed records even before `commit_interval` has passed
     /// (consumed by the worker). Faust's `broker_commit_every`. Default: [`Self::COMMIT_EVERY`].
@@ -112,6 +118,12 @@ impl AppSection {
     pub const MAX_POLL_INTERVAL: DurationKey =
         DurationKey::new("max_poll_interval", 300.0, 86400.0);
     pub const COMMIT_INTERVAL: DurationKey = DurationKey::new("commit_interval", 2.8, 86400.0);
+    /// A read-committed reader sees an event's outputs once their transaction commits: the
+    /// commit interval is the latency it adds. Kafka Streams' default under exactly-once.
+    pub const EXACTLY_ONCE_COMMIT_INTERVAL: DurationKey =
+        DurationKey::new("commit_interval", 0.1, 86400.0);
+    /// Faust's default.
+    pub const PROCESSING_GUARANTEE: ProcessingGuarantee = ProcessingGuarantee::AtLeastOnce;
     pub const COMMIT_EVERY: u64 = 10_000;
     /// Works with every broker.
     pub const GROUP_PROTOCOL: GroupProtocol = GroupProtocol::Classic;

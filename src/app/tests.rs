@@ -376,6 +376,10 @@ fn the_readme_states_the_defaults_in_force() {
         ),
         ("key_serializer", AppSection::KEY_SERIALIZER.name().into()),
         ("group_protocol", AppSection::GROUP_PROTOCOL.name().into()),
+        (
+            "processing_guarantee",
+            AppSection::PROCESSING_GUARANTEE.name().into(),
+        ),
         ("compacted", TopicDef::COMPACTED.to_string()),
         ("create", TopicDef::CREATE.to_string()),
         ("drop_stale_epochs", AgentDef::DROP_STALE_EPOCHS.to_string()),

@@ -34,6 +34,29 @@ impl GroupProtocol {
     }
 }
 
+/// What the agents promise about their records (`processing_guarantee` in the app file, the
+/// same spelling as Faust's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessingGuarantee {
+    /// Offsets are committed once the records a body sent are acknowledged: after a crash,
+    /// events since the last commit are processed again and their records sent again.
+    AtLeastOnce,
+    /// Each worker's outputs and input offsets are committed together in Kafka transactions
+    /// (KIP-447): a read-committed reader sees every event's records once.
+    ExactlyOnce,
+}
+
+impl ProcessingGuarantee {
+    /// The app file's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProcessingGuarantee::AtLeastOnce => "at_least_once",
+            ProcessingGuarantee::ExactlyOnce => "exactly_once",
+        }
+    }
+}
+
 /// How a worker talks to the cluster: shared by every client it creates.
 #[derive(Debug, Clone)]
 pub struct ClientSettings {
@@ -64,6 +87,20 @@ const CONSUMER_INVARIANTS: &[(&str, &str)] = &[
     ("enable.auto.commit", "false"),
     ("enable.auto.offset.store", "false"),
 ];
+
+/// What exactly-once adds to [`CONSUMER_INVARIANTS`].
+const EXACTLY_ONCE_CONSUMER_INVARIANTS: &[(&str, &str)] = &[
+    // Records of aborted transactions (a dead or fenced worker's) are never read, and the
+    // committed offsets a new owner starts from wait for transactions still settling
+    // (librdkafka asks for stable offsets when it reads committed).
+    ("isolation.level", "read_committed"),
+];
+
+/// How long a transaction of the agents may stay open before the broker aborts it: what a
+/// read-committed reader of their outputs waits, at worst, for a worker killed with a
+/// transaction open (whose partitions' next owner has another transactional id, so it does not
+/// fence it). Kafka Streams' default under exactly-once; librdkafka's is 60 s.
+const EXACTLY_ONCE_TRANSACTION_TIMEOUT: &str = "10000";
 
 impl ClientSettings {
     fn base(&self) -> ClientConfig {
@@ -124,6 +161,27 @@ impl ClientSettings {
         config
     }
 
+    /// The agents' producer under exactly-once: transactional, under `transactional_id` (one
+    /// per worker, stable across its restarts, so that a restarted worker fences what it left
+    /// open), with a [`ClientSettings::term_producer`]'s quick reconnects to a moved
+    /// coordinator and a transaction timeout of 10 s unless the `[kafka]` table says otherwise.
+    pub fn exactly_once_producer(&self, transactional_id: &str) -> ClientConfig {
+        let mut config = self.term_producer();
+        config.set("transactional.id", transactional_id);
+        if self.overrides.get("transaction.timeout.ms").is_none() {
+            config.set("transaction.timeout.ms", EXACTLY_ONCE_TRANSACTION_TIMEOUT);
+        }
+        config
+    }
+
+    /// The agents' consumer under exactly-once: a [`ClientSettings::consumer`] that reads
+    /// committed records only, whatever the `[kafka]` table says.
+    pub fn exactly_once_consumer(&self, group: &GroupSettings) -> ClientConfig {
+        let mut config = self.consumer(group);
+        enforce(&mut config, EXACTLY_ONCE_CONSUMER_INVARIANTS);
+        config
+    }
+
     /// A consumer in `group` that commits only what the worker says is finished.
     pub fn consumer(&self, group: &GroupSettings) -> ClientConfig {
         let mut config = self.base();
@@ -157,14 +215,7 @@ impl ClientSettings {
             config.set("group.instance.id", instance);
         }
         self.apply_overrides(&mut config);
-        for (key, value) in CONSUMER_INVARIANTS {
-            if config.get(key).is_some_and(|v| v != *value) {
-                tracing::warn!(
-                    "[kafka] {key} is ignored: faust-rs needs {key}={value} to commit only finished events"
-                );
-            }
-            config.set(*key, *value);
-        }
+        enforce(&mut config, CONSUMER_INVARIANTS);
         config
     }
 
@@ -201,6 +252,18 @@ fn without_phantom_gssapi(features: String) -> String {
         .filter(|feature| *feature != "sasl_gssapi")
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// Sets `invariants` in `config`, warning of each pass-through value it overrides.
+fn enforce(config: &mut ClientConfig, invariants: &[(&str, &str)]) {
+    for (key, value) in invariants {
+        if config.get(key).is_some_and(|v| v != *value) {
+            tracing::warn!(
+                "[kafka] {key} is ignored: faust-rs needs {key}={value} for its processing guarantee"
+            );
+        }
+        config.set(*key, *value);
+    }
 }
 
 fn millis(duration: Duration) -> String {
@@ -337,6 +400,21 @@ mod tests {
         let producer = settings(&[("linger.ms", "50")]).producer();
         assert_eq!(producer.get("linger.ms"), Some("50"));
         assert_eq!(producer.get("enable.idempotence"), Some("true"));
+    }
+
+    #[test]
+    fn exactly_once_reads_committed_and_transacts_with_a_short_timeout() {
+        let consumer = settings(&[("isolation.level", "read_uncommitted")])
+            .exactly_once_consumer(&group(GroupProtocol::Classic));
+        assert_eq!(consumer.get("isolation.level"), Some("read_committed"));
+        assert_eq!(consumer.get("enable.auto.commit"), Some("false"));
+        let producer = settings(&[]).exactly_once_producer("app-w1");
+        assert_eq!(producer.get("transactional.id"), Some("app-w1"));
+        assert_eq!(producer.get("transaction.timeout.ms"), Some("10000"));
+        assert_eq!(producer.get("reconnect.backoff.max.ms"), Some("1000"));
+        let producer =
+            settings(&[("transaction.timeout.ms", "30000")]).exactly_once_producer("app-w1");
+        assert_eq!(producer.get("transaction.timeout.ms"), Some("30000"));
     }
 
     #[test]

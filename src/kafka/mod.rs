@@ -15,6 +15,8 @@ pub mod reach;
 pub mod transaction;
 pub mod wire;
 
-pub use config::{ClientSettings, GroupProtocol, GroupSettings, librdkafka_build};
+pub use config::{
+    ClientSettings, GroupProtocol, GroupSettings, ProcessingGuarantee, librdkafka_build,
+};
 pub use offsets::{OffsetTracker, TopicPartition};
 pub use properties::Properties;

@@ -38,6 +38,9 @@ struct PartitionState {
     next: Option<i64>,
     /// The position last committed (or handed to a commit), to skip no-op commits.
     committed: Option<i64>,
+    /// The first event dispatched since the last commit known to have succeeded: where the
+    /// partition is read again from when a transaction is aborted (exactly-once).
+    uncommitted_from: Option<i64>,
 }
 
 impl PartitionState {
@@ -70,6 +73,7 @@ impl OffsetTracker {
         };
         for offset in offsets {
             debug_assert!(state.next.is_none_or(|next| offset >= next));
+            state.uncommitted_from.get_or_insert(offset);
             state.pending.push_back((offset, pieces));
             state.next = Some(offset + 1);
         }
@@ -134,6 +138,29 @@ impl OffsetTracker {
                 state.committed = None;
             }
         }
+    }
+
+    /// Records that the commit of `commits` (from [`OffsetTracker::take_commits`]) succeeded:
+    /// the events before those positions will never be read again.
+    pub fn committed(&mut self, commits: &[(TopicPartition, i64)]) {
+        for (tp, position) in commits {
+            if let Some(state) = self.partitions.get_mut(tp) {
+                state.uncommitted_from = state.next.filter(|next| next > position).map(|_| *position);
+            }
+        }
+    }
+
+    /// Where to read each partition again from when everything since the last successful
+    /// commit is thrown away (an aborted transaction): partitions with events dispatched since
+    /// then, with the position of the first of them.
+    pub fn rewind_points(&self) -> Vec<(TopicPartition, i64)> {
+        let mut points: Vec<_> = self
+            .partitions
+            .iter()
+            .filter_map(|(tp, state)| Some((tp.clone(), state.uncommitted_from?)))
+            .collect();
+        points.sort();
+        points
     }
 
     /// Forgets partitions given up in a rebalance.
@@ -227,6 +254,31 @@ mod tests {
         tracker.finished(&tp(0), 3, 3);
         assert_eq!(tracker.take_commits(None), vec![(tp(0), 14)]);
         assert_eq!(tracker.in_flight(), 0);
+    }
+
+    #[test]
+    fn rewinding_goes_back_to_the_last_successful_commit_only() {
+        let mut tracker = OffsetTracker::default();
+        tracker.dispatched(&tp(0), 10..13, 1);
+        tracker.dispatched(&tp(1), 5..6, 1);
+        assert_eq!(tracker.rewind_points(), vec![(tp(0), 10), (tp(1), 5)]);
+        tracker.finished(&tp(0), 10, 3);
+        tracker.finished(&tp(1), 5, 1);
+        let commits = tracker.take_commits(None);
+        tracker.dispatched(&tp(0), 13..15, 1);
+        assert_eq!(
+            tracker.rewind_points(),
+            vec![(tp(0), 10), (tp(1), 5)],
+            "taken for a commit is not committed yet"
+        );
+        tracker.committed(&commits);
+        assert_eq!(
+            tracker.rewind_points(),
+            vec![(tp(0), 13)],
+            "what came after the commit, and nothing of a partition wholly committed"
+        );
+        tracker.dispatched(&tp(1), 6..7, 1);
+        assert_eq!(tracker.rewind_points(), vec![(tp(0), 13), (tp(1), 6)]);
     }
 
     #[test]

@@ -22,12 +22,12 @@ use crate::election::member::Identity;
 use crate::exit::{Fatal, Result, Status};
 use crate::kafka;
 use crate::kafka::admin::ensure_topics;
-use crate::kafka::producer::Producer;
+use crate::kafka::producer::{KafkaProducer, Producer};
 use crate::kafka::reach;
-use crate::kafka::{ClientSettings, GroupProtocol, GroupSettings};
+use crate::kafka::{ClientSettings, GroupProtocol, GroupSettings, ProcessingGuarantee};
 use crate::script::{Host, ScriptEngine};
 use crate::worker::agents::evaluate::Evaluator;
-use crate::worker::agents::{self, Leaving};
+use crate::worker::agents::{self, Leaving, transactions};
 use crate::worker::datadir::DataDir;
 use crate::worker::dump;
 use crate::worker::leadership::Leadership;
@@ -249,6 +249,11 @@ impl Worker {
         let producer = kafka::producer::create(&self.settings.producer())
             .map_err(|e| Fatal::runtime(format!("cannot create the producer: {e}")))?;
         let producer = Producer::new(producer);
+        let group = agents_group(app, &self.options, datadir)?;
+        let transactional = match app.processing_guarantee {
+            ProcessingGuarantee::AtLeastOnce => None,
+            ProcessingGuarantee::ExactlyOnce => Some(self.transactional_producer(&group).await?),
+        };
         let host: Arc<dyn Host> = Arc::new(WorkerHost {
             app_id: app.id.clone(),
             worker_id: self.identity.worker.clone(),
@@ -259,9 +264,13 @@ impl Worker {
             engine: self.engine.clone(),
             host: host.clone(),
             state: self.state.clone(),
-            producer: producer.clone(),
+            // Under exactly-once the agents' records go out in their transactions; timers and
+            // tasks keep the plain producer (they consume nothing to commit with them).
+            producer: transactional
+                .clone()
+                .map_or_else(|| producer.clone(), Producer::new),
         });
-        let agents = self.start_agents(evaluator, &pool, datadir)?;
+        let agents = self.start_agents(evaluator, &pool, group, transactional)?;
         let runner = BodyRunner {
             app: app.clone(),
             engine: self.engine.clone(),
@@ -288,19 +297,41 @@ impl Worker {
         })
     }
 
+    /// The agents' producer under exactly-once, holding the worker's transactional id: the
+    /// app id and the worker's static instance id, or its id (`host:port`), both stable across
+    /// restarts, so the broker aborts what this worker's previous process left open.
+    async fn transactional_producer(&self, group: &GroupSettings) -> Result<KafkaProducer> {
+        let member = group.instance_id.as_deref().unwrap_or(&self.identity.worker);
+        let transactional_id = format!("{}-{member}", self.app.id);
+        let config = self.settings.exactly_once_producer(&transactional_id);
+        let producer = kafka::producer::create(&config).map_err(|e| {
+            Fatal::runtime(format!("cannot create the transactional producer: {e}"))
+        })?;
+        let initializing = producer.clone();
+        tokio::task::spawn_blocking(move || transactions::initialize(&initializing))
+            .await
+            .map_err(|e| Fatal::runtime(format!("init_transactions: {e}")))?
+            .map_err(Fatal::runtime)?;
+        tracing::info!("exactly-once: transactional id {transactional_id}");
+        Ok(producer)
+    }
+
     /// Joins the agents' group.
     fn start_agents(
         &self,
         evaluator: Arc<Evaluator>,
         pool: &Arc<EvalPool>,
-        datadir: &DataDir,
+        group: GroupSettings,
+        transactional: Option<KafkaProducer>,
     ) -> Result<tokio::task::JoinHandle<usize>> {
         let app = &self.app;
-        let group = agents_group(app, &self.options, datadir)?;
         let description = describe_group(app, &group);
         tracing::info!("joining group {description}");
         let _ = self.joined.set(description);
-        let mut consumer_config = self.settings.consumer(&group);
+        let mut consumer_config = match transactional {
+            Some(_) => self.settings.exactly_once_consumer(&group),
+            None => self.settings.consumer(&group),
+        };
         consumer_config.set("statistics.interval.ms", "5000");
         let leaving = Leaving {
             group_name: format!("group {}", group.group_id),
@@ -311,8 +342,15 @@ impl Worker {
                 .then_some(app.session_timeout),
         };
         let pool = pool.clone();
-        agents::start(evaluator, pool, &consumer_config, leaving, &self.shutdown)
-            .map_err(Fatal::runtime)
+        agents::start(
+            evaluator,
+            pool,
+            &consumer_config,
+            transactional,
+            leaving,
+            &self.shutdown,
+        )
+        .map_err(Fatal::runtime)
     }
 
     /// Stops after the warm signal; `true` when it stayed warm to the end.

@@ -36,6 +36,10 @@ const MANAGED_KAFKA_KEYS: &[(&str, &str)] = &[
         "faust-rs uses cooperative-sticky assignment, which keeps the leader where it is",
     ),
     (
+        "transactional.id",
+        "faust-rs gives each worker its own under `processing_guarantee = \"exactly_once\"`",
+    ),
+    (
         "group.instance.id",
         "pass `worker --instance-id ID|auto`: each worker needs its own",
     ),

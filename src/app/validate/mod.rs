@@ -116,6 +116,7 @@ fn assemble(
         max_poll_interval: timing.max_poll_interval,
         commit_interval: timing.commit_interval,
         commit_every: settings.commit_every,
+        processing_guarantee: settings.processing_guarantee,
         group_protocol: settings.group_protocol,
         evict_dead_leaders: settings.evict_dead_leaders,
         limits,

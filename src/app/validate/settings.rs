@@ -12,7 +12,7 @@ use super::brokers::parse_brokers;
 use super::names::check_app_id;
 use super::values::{positive, seconds};
 use crate::codec::Serializer;
-use crate::kafka::GroupProtocol;
+use crate::kafka::{GroupProtocol, ProcessingGuarantee};
 
 /// `[app]` with defaults applied.
 pub(super) struct Settings {
@@ -23,6 +23,7 @@ pub(super) struct Settings {
     pub topic_replication_factor: u16,
     pub timing: Timing,
     pub commit_every: u64,
+    pub processing_guarantee: ProcessingGuarantee,
     pub group_protocol: GroupProtocol,
     pub evict_dead_leaders: bool,
 }
@@ -54,7 +55,10 @@ pub(super) fn check(report: &mut Report<'_>, app: &AppSection) -> Settings {
         "topic_replication_factor",
         AppSection::TOPIC_REPLICATION_FACTOR,
     );
-    let timing = timing(report, app);
+    let processing_guarantee = app
+        .processing_guarantee
+        .unwrap_or(AppSection::PROCESSING_GUARANTEE);
+    let timing = timing(report, app, processing_guarantee);
     let commit_every = positive(
         report,
         app.commit_every.as_ref(),
@@ -74,6 +78,7 @@ pub(super) fn check(report: &mut Report<'_>, app: &AppSection) -> Settings {
         topic_replication_factor,
         timing,
         commit_every,
+        processing_guarantee,
         group_protocol,
         evict_dead_leaders: app
             .evict_dead_leaders
@@ -92,7 +97,7 @@ fn brokers(report: &mut Report<'_>, app: &AppSection) -> Vec<String> {
 }
 
 /// Each duration, within its bounds.
-fn timing(report: &mut Report<'_>, app: &AppSection) -> Timing {
+fn timing(report: &mut Report<'_>, app: &AppSection, guarantee: ProcessingGuarantee) -> Timing {
     Timing {
         session_timeout: seconds(
             report,
@@ -122,7 +127,10 @@ fn timing(report: &mut Report<'_>, app: &AppSection) -> Timing {
         commit_interval: seconds(
             report,
             app.commit_interval.as_ref(),
-            AppSection::COMMIT_INTERVAL,
+            match guarantee {
+                ProcessingGuarantee::AtLeastOnce => AppSection::COMMIT_INTERVAL,
+                ProcessingGuarantee::ExactlyOnce => AppSection::EXACTLY_ONCE_COMMIT_INTERVAL,
+            },
         ),
     }
 }

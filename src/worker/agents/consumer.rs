@@ -80,11 +80,25 @@ pub enum Rebalanced {
         partitions: Vec<TopicPartition>,
         generation: u64,
     },
-    /// Partitions being revoked: reply with the positions to commit for them, and forget them.
+    /// Partitions being revoked: reply with the positions to commit for them (none under
+    /// exactly-once, whose transaction is settled first), and forget them. `lost`: the group
+    /// has already given them to others (this worker was out of it), so nothing done since the
+    /// last commit may be committed now.
     Revoked {
         partitions: Vec<TopicPartition>,
+        lost: bool,
         commits: std_mpsc::SyncSender<Vec<(TopicPartition, i64)>>,
     },
+    /// Partitions read again from an earlier position ([`Rewind`]) under rebalance number
+    /// `generation`: records polled before are stale. Those the consumer no longer owned are
+    /// left out.
+    Rewound {
+        partitions: Vec<TopicPartition>,
+        generation: u64,
+    },
+    /// A partition still owned could not be read again from where it must be: the worker
+    /// cannot go on without losing its events.
+    RewindFailed(String),
     /// An asynchronous commit of these positions failed: commit them again later.
     CommitFailed(Vec<(TopicPartition, i64)>),
 }
@@ -110,10 +124,20 @@ pub struct AgentsContext {
     commits_in_flight: InFlightCommits,
     /// When the rebalance under way began (a join or a revocation), for `rebalance_duration`.
     rebalance_began: std::sync::Mutex<Option<Instant>>,
+    /// Under exactly-once a revocation waits for the loop's answer without a bound.
+    exactly_once: bool,
 }
 
-/// How long a revocation waits for the loop's answer. The loop answers at once (rebalances
-/// come first in its `select!`); this only bounds a loop that is gone or wedged.
+/// Read these partitions again from these positions (after an aborted transaction).
+pub type Rewind = Vec<(TopicPartition, i64)>;
+
+/// How long a revocation waits for the loop's answer under at-least-once. The loop answers at
+/// once (rebalances come first in its `select!`); this only bounds a loop that is gone or
+/// wedged. Under exactly-once the loop first settles its transaction, which waits for the jobs
+/// running to end: the revocation waits for its answer however long that takes, as giving the
+/// partitions up before could let their next owner process what the transaction then commits.
+/// (Past `max.poll.interval.ms` the group removes this worker, and the broker refuses the
+/// offsets of its transaction: KIP-447.)
 const REVOKE_PATIENCE: Duration = Duration::from_secs(10);
 
 impl ClientContext for AgentsContext {
@@ -156,14 +180,16 @@ impl ConsumerContext for AgentsContext {
                 .get_or_insert_with(Instant::now);
             self.generation.fetch_add(1, Ordering::SeqCst);
             let revoked = partitions_of(list);
-            // At-least-once across owners: commit what finished here before the next owner
-            // starts from the committed position. Unfinished events are processed again there.
+            // Commit what finished here before the next owner starts from the committed
+            // position. Unfinished events are processed again there.
             let (reply, answer) = std_mpsc::sync_channel(1);
             let asked = self.rebalanced.send(Rebalanced::Revoked {
                 partitions: revoked.clone(),
+                lost: consumer.assignment_lost(),
                 commits: reply,
             });
             let commits = match asked {
+                Ok(()) if self.exactly_once => answer.recv().unwrap_or_default(),
                 Ok(()) => answer.recv_timeout(REVOKE_PATIENCE).unwrap_or_default(),
                 Err(_) => Vec::new(), // the loop has ended and committed already
             };
@@ -259,6 +285,7 @@ fn key(positions: &TopicPartitionList) -> Positions {
 pub fn create(
     config: &rdkafka::ClientConfig,
     state: Arc<WorkerState>,
+    exactly_once: bool,
 ) -> Result<(Arc<AgentsConsumer>, mpsc::UnboundedReceiver<Rebalanced>), String> {
     let (rebalanced, rebalances) = mpsc::unbounded_channel();
     let context = AgentsContext {
@@ -268,6 +295,7 @@ pub fn create(
         commits_in_flight: InFlightCommits::default(),
         // The first join begins with the consumer.
         rebalance_began: std::sync::Mutex::new(Some(Instant::now())),
+        exactly_once,
     };
     let consumer: AgentsConsumer = config
         .create_with_context(context)
@@ -324,13 +352,14 @@ const POLL_WAIT: Duration = Duration::from_millis(50);
 pub fn spawn(
     consumer: Arc<AgentsConsumer>,
     records: mpsc::Sender<Vec<Batch>>,
+    rewinds: std_mpsc::Receiver<Rewind>,
     finish: std_mpsc::Receiver<Finish>,
     group_name: String,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("faust-rs-agents-consumer".into())
         .spawn(move || {
-            forward(&consumer, &records);
+            forward(&consumer, &records, &rewinds);
             drop(records);
             let finish = serve_until_finish(&consumer, &finish);
             if let Some(finish) = finish {
@@ -340,8 +369,15 @@ pub fn spawn(
 }
 
 /// Polls and forwards records until the loop stops taking them.
-fn forward(consumer: &AgentsConsumer, records: &mpsc::Sender<Vec<Batch>>) {
+fn forward(
+    consumer: &AgentsConsumer,
+    records: &mpsc::Sender<Vec<Batch>>,
+    rewinds: &std_mpsc::Receiver<Rewind>,
+) {
     while !records.is_closed() {
+        while let Ok(rewind) = rewinds.try_recv() {
+            carry_out_rewind(consumer, rewind);
+        }
         let Some(first) = consumer.poll(POLL_WAIT) else {
             continue;
         };
@@ -357,6 +393,55 @@ fn forward(consumer: &AgentsConsumer, records: &mpsc::Sender<Vec<Batch>>) {
             return;
         }
     }
+}
+
+/// Reads partitions again from earlier positions: those of `rewind` still assigned, under a
+/// new rebalance count, so that the loop drops every record polled before (librdkafka drops
+/// those it fetched before the seek). Done on the polling thread: no poll comes between the
+/// new count and the seek.
+fn carry_out_rewind(consumer: &AgentsConsumer, rewind: Rewind) {
+    let context = consumer.context();
+    let owned = consumer.assignment().unwrap_or_default();
+    let mut list = TopicPartitionList::new();
+    for (tp, position) in &rewind {
+        if owned.find_partition(&tp.topic, tp.partition).is_some() {
+            let _ = list.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*position));
+        }
+    }
+    let partitions = partitions_of(&list);
+    if partitions.is_empty() {
+        return;
+    }
+    let generation = context.generation.fetch_add(1, Ordering::SeqCst) + 1;
+    let failed = match consumer.seek_partitions(list, SEEK_TIMEOUT) {
+        Ok(sought) => sought
+            .elements()
+            .iter()
+            .find_map(|e| e.error().err().map(|error| format!("{}[{}]: {error}", e.topic(), e.partition()))),
+        Err(e) => Some(e.to_string()),
+    };
+    let report = match failed {
+        Some(why) => Rebalanced::RewindFailed(format!("cannot read partitions again after an aborted transaction: {why}")),
+        None => {
+            tracing::info!("read again from the last commit: {}", describe_positions(&rewind));
+            Rebalanced::Rewound {
+                partitions,
+                generation,
+            }
+        }
+    };
+    let _ = context.rebalanced.send(report);
+}
+
+/// Bounds a seek of a rewind.
+const SEEK_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn describe_positions(positions: &[(TopicPartition, i64)]) -> String {
+    positions
+        .iter()
+        .map(|(tp, position)| format!("{tp} at {position}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Adds a polled record to the batch of its partition, stamped with the rebalance count as of

@@ -14,11 +14,13 @@
 //! An offset becomes committable once every agent of its topic has processed the record and
 //! every record those bodies sent is acknowledged. Offsets are committed on the commit tick,
 //! after `commit_every` events, for partitions being revoked (before they are given up), and
-//! once more when the worker stops.
+//! once more when the worker stops. Under exactly-once each of those commits ends the agents'
+//! transaction ([`transactions`]), which takes the offsets with the records sent.
 
 pub mod consumer;
 pub mod evaluate;
 mod queue;
+pub mod transactions;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,9 +33,11 @@ use futures_util::stream::FuturesUnordered;
 use rdkafka::consumer::{CommitMode, Consumer};
 use tokio::sync::{mpsc, oneshot};
 
-use self::consumer::{AgentsConsumer, Batch, Finish, Rebalanced};
+use self::consumer::{AgentsConsumer, Batch, Finish, Rebalanced, Rewind};
 use self::evaluate::{Evaluator, JobDone};
 use self::queue::Queues;
+use self::transactions::{Settled, Transactions};
+use crate::kafka::producer::KafkaProducer;
 use crate::kafka::{OffsetTracker, TopicPartition};
 use crate::worker::pool::EvalPool;
 use crate::worker::shutdown::Shutdown;
@@ -47,15 +51,22 @@ pub struct Leaving {
 /// Joins the group and starts the consumer thread and the agents' loop (on `shutdown`'s
 /// tracker). The loop ends on a warm shutdown once the work in flight is done and committed,
 /// or at once on a cold one; its result is the number of events it left unfinished.
+/// `transactional`: under exactly-once, the initialized transactional producer the evaluator
+/// sends through.
 pub fn start(
     evaluator: Arc<Evaluator>,
     pool: Arc<EvalPool>,
     consumer_config: &rdkafka::ClientConfig,
+    transactional: Option<KafkaProducer>,
     leaving: Leaving,
     shutdown: &Shutdown,
 ) -> Result<tokio::task::JoinHandle<usize>, String> {
     let app = evaluator.app.clone();
-    let (consumer, rebalances) = consumer::create(consumer_config, evaluator.state.clone())?;
+    let (consumer, rebalances) = consumer::create(
+        consumer_config,
+        evaluator.state.clone(),
+        transactional.is_some(),
+    )?;
     let queues = Queues::new(&app);
     if queues.topics().is_empty() {
         evaluator.state.ready.store(true, Ordering::Relaxed);
@@ -66,9 +77,18 @@ pub fn start(
         .map_err(|e| format!("cannot subscribe to {:?}: {e}", queues.topics()))?;
     let (records_tx, records) = mpsc::channel(RECORDS_CHANNEL);
     let (finish_tx, finish_rx) = std::sync::mpsc::channel();
+    let (rewinds, rewinds_rx) = std::sync::mpsc::channel();
     let wait_for_leave = leaving.wait_for_leave;
-    consumer::spawn(consumer.clone(), records_tx, finish_rx, leaving.group_name)
-        .map_err(|e| format!("cannot start the agents' consumer thread: {e}"))?;
+    consumer::spawn(
+        consumer.clone(),
+        records_tx,
+        rewinds_rx,
+        finish_rx,
+        leaving.group_name,
+    )
+    .map_err(|e| format!("cannot start the agents' consumer thread: {e}"))?;
+    let transactions =
+        transactional.map(|producer| Transactions::new(producer, consumer.clone()));
     let agents_loop = AgentsLoop {
         commit_every: app.commit_every,
         commit_interval: app.commit_interval,
@@ -84,6 +104,14 @@ pub fn start(
         acks: FuturesUnordered::new(),
         events_awaiting_acks: 0,
         finished_since_commit: 0,
+        exactly_once: transactions.map(|transactions| ExactlyOnce {
+            transactions,
+            settling: None,
+            commit_due: false,
+            abort_due: None,
+            revocations: Vec::new(),
+            rewinds,
+        }),
     };
     Ok(shutdown
         .tasks
@@ -147,6 +175,35 @@ struct AgentsLoop {
     /// The events of those jobs.
     events_awaiting_acks: usize,
     finished_since_commit: u64,
+    /// `None` under at-least-once.
+    exactly_once: Option<ExactlyOnce>,
+}
+
+/// Where a revocation waits for the positions to commit for its partitions.
+type CommitsReply = std::sync::mpsc::SyncSender<Vec<(TopicPartition, i64)>>;
+
+/// The agents' loop's state under exactly-once: a transaction spans the jobs between two
+/// commits, and a commit waits for the jobs running to end.
+struct ExactlyOnce {
+    transactions: Transactions,
+    /// The transaction being committed or aborted.
+    settling: Option<tokio::task::JoinHandle<Settled>>,
+    /// A commit is due: no job starts until the transaction is settled.
+    commit_due: bool,
+    /// The transaction must be aborted instead (why): the partitions were lost.
+    abort_due: Option<String>,
+    /// Revocations waiting for the transaction to settle (their partitions are committed with
+    /// it), with the consumer thread's reply channel.
+    revocations: Vec<(Vec<TopicPartition>, CommitsReply)>,
+    /// To the consumer thread: partitions to read again after an abort.
+    rewinds: std::sync::mpsc::Sender<Rewind>,
+}
+
+impl ExactlyOnce {
+    /// New jobs wait: a commit is due or under way.
+    fn holding(&self) -> bool {
+        self.commit_due || self.abort_due.is_some() || self.settling.is_some()
+    }
 }
 
 impl AgentsLoop {
@@ -164,29 +221,41 @@ impl AgentsLoop {
         let shutdown = self.shutdown.clone();
         loop {
             self.dispatch(&done_tx);
+            self.settle_when_due();
             let stopping = records.is_none();
-            if stopping && (self.idle() || shutdown.failure().is_some()) {
+            if stopping && (self.finished() || shutdown.failure().is_some()) {
                 break;
             }
+            let settling = self.exactly_once.as_mut().map(|eos| &mut eos.settling);
             tokio::select! {
                 biased;
-                _ = shutdown.cold.cancelled() => return self.unfinished(),
+                _ = shutdown.cold.cancelled() => {
+                    self.abandon_transaction().await;
+                    return self.unfinished();
+                }
                 Some(event) = rebalances.recv() => self.rebalanced(event),
                 Some(job) = done.recv() => self.job_done(job),
                 Some(ack) = self.acks.next(), if !self.acks.is_empty() => self.acked(ack),
-                _ = commit_tick.tick() => self.commit_async(),
+                settled = settlement(settling) => self.settled(settled),
+                _ = commit_tick.tick() => self.commit(),
                 _ = shutdown.warm.cancelled(), if !stopping => {
                     // Dropping the receiver tells the consumer thread to stop forwarding.
                     records = None;
                     self.queues.clear();
+                    self.commit();
                 }
                 Some(batches) = next(&mut records), if self.queues.has_room() => {
                     self.accept(batches);
                 }
             }
         }
+        self.abandon_transaction().await;
         let left = self.unfinished();
-        let commits = self.tracker.take_commits(None);
+        // Under exactly-once everything finished is committed with the last transaction.
+        let commits = match self.exactly_once {
+            Some(_) => Vec::new(),
+            None => self.tracker.take_commits(None),
+        };
         // From here on the consumer thread commits and leaves on its own: a revocation while
         // it leaves must not wait for this loop's answer.
         drop(rebalances);
@@ -211,6 +280,26 @@ impl AgentsLoop {
         self.running == 0 && self.acks.is_empty()
     }
 
+    /// Idle, and (under exactly-once) with no transaction left to settle.
+    fn finished(&self) -> bool {
+        self.idle()
+            && self.exactly_once.as_ref().is_none_or(|eos| {
+                !eos.transactions.is_open() && eos.settling.is_none() && eos.revocations.is_empty()
+            })
+    }
+
+    /// Aborts a transaction left open (a cold shutdown, or a failure): read-committed readers
+    /// of the outputs need not wait for the broker to time it out. At most a second.
+    async fn abandon_transaction(&mut self) {
+        let abort = self.exactly_once.as_mut().and_then(|eos| {
+            eos.settling = None;
+            eos.transactions.abandon(Duration::from_secs(1))
+        });
+        if let Some(abort) = abort {
+            let _ = tokio::task::spawn_blocking(abort).await;
+        }
+    }
+
     /// Events being processed or waiting for acknowledgements (records only queued here are
     /// not: dropping them loses nothing, their partition's next owner reads them).
     fn unfinished(&self) -> usize {
@@ -222,6 +311,10 @@ impl AgentsLoop {
             Rebalanced::Assigned {
                 partitions,
                 generation,
+            }
+            | Rebalanced::Rewound {
+                partitions,
+                generation,
             } => {
                 for tp in partitions {
                     self.assigned.insert(tp, generation);
@@ -229,16 +322,40 @@ impl AgentsLoop {
             }
             Rebalanced::Revoked {
                 partitions,
+                lost,
                 commits,
-            } => {
-                let _ = commits.send(self.tracker.take_commits(Some(&partitions)));
-                self.tracker.revoke(&partitions);
-                self.queues.forget(&partitions);
-                for tp in &partitions {
-                    self.assigned.remove(tp);
-                }
-            }
+            } => self.revoked(partitions, lost, commits),
             Rebalanced::CommitFailed(failed) => self.tracker.commit_failed(&failed),
+            Rebalanced::RewindFailed(why) => self.shutdown.fail(why),
+        }
+    }
+
+    /// Partitions being revoked: at-least-once answers with their finished offsets at once;
+    /// exactly-once first settles the transaction (see [`AgentsLoop::settle_when_due`]).
+    fn revoked(
+        &mut self,
+        partitions: Vec<TopicPartition>,
+        lost: bool,
+        reply: CommitsReply,
+    ) {
+        let Some(eos) = self.exactly_once.as_mut() else {
+            let _ = reply.send(self.tracker.take_commits(Some(&partitions)));
+            return self.forget(&partitions);
+        };
+        if lost {
+            eos.abort_due
+                .get_or_insert_with(|| "the group gave this worker's partitions to others".into());
+        }
+        eos.revocations.push((partitions, reply));
+        eos.commit_due = true;
+    }
+
+    /// Drops every trace of partitions this worker no longer owns (or reads again).
+    fn forget(&mut self, partitions: &[TopicPartition]) {
+        self.tracker.revoke(partitions);
+        self.queues.forget(partitions);
+        for tp in partitions {
+            self.assigned.remove(tp);
         }
     }
 
@@ -261,9 +378,19 @@ impl AgentsLoop {
         }
     }
 
-    /// Hands queued records to the pool, as far as each agent's concurrency allows.
+    /// Hands queued records to the pool, as far as each agent's concurrency allows (under
+    /// exactly-once, in the open transaction, and not while one is being settled).
     fn dispatch(&mut self, done: &mpsc::UnboundedSender<JobDone>) {
+        if self.exactly_once.as_ref().is_some_and(ExactlyOnce::holding) {
+            return;
+        }
         while let Some(job) = self.queues.next_job() {
+            if let Some(eos) = self.exactly_once.as_mut()
+                && let Err(e) = eos.transactions.ensure_begun()
+            {
+                // The job's events stay uncommitted: their partitions' next owner runs them.
+                return self.shutdown.fail(e);
+            }
             self.running += 1;
             self.running_records += job.range.len();
             let evaluator = self.evaluator.clone();
@@ -339,14 +466,91 @@ impl AgentsLoop {
             .finished(&processed.tp, processed.first_offset, processed.records);
         self.finished_since_commit += processed.records as u64;
         if self.finished_since_commit >= self.commit_every {
-            self.commit_async();
+            self.commit();
         }
     }
 
-    /// Commits every finished offset (errors come back through the commit callback and are
-    /// retried).
-    fn commit_async(&mut self) {
+    /// Commits every finished offset: at once under at-least-once (errors come back through
+    /// the commit callback and are retried), with the transaction under exactly-once (once the
+    /// jobs running end).
+    fn commit(&mut self) {
         self.finished_since_commit = 0;
+        match self.exactly_once.as_mut() {
+            Some(eos) => eos.commit_due = true,
+            None => self.commit_async(),
+        }
+    }
+
+    /// Exactly-once: settles the transaction when a commit is due and no job runs — commits it
+    /// with the finished offsets, or aborts it when the partitions were lost. With no
+    /// transaction open there is nothing to commit: revocations are answered at once.
+    fn settle_when_due(&mut self) {
+        let idle = self.idle();
+        let Some(eos) = self.exactly_once.as_mut() else {
+            return;
+        };
+        if eos.settling.is_some() || !(eos.commit_due || eos.abort_due.is_some()) || !idle {
+            return;
+        }
+        eos.commit_due = false;
+        let abort = eos.abort_due.take();
+        if !eos.transactions.is_open() {
+            return self.answer_revocations();
+        }
+        let positions = match abort {
+            Some(_) => Vec::new(),
+            None => self.tracker.take_commits(None),
+        };
+        eos.settling = Some(eos.transactions.settle(positions, abort));
+    }
+
+    /// Exactly-once: how the transaction ended.
+    fn settled(&mut self, settled: Settled) {
+        match settled {
+            Settled::Committed(positions) => {
+                if !positions.is_empty() {
+                    self.evaluator.state.commits.fetch_add(1, Ordering::Relaxed);
+                }
+                self.tracker.committed(&positions);
+                self.answer_revocations();
+            }
+            Settled::Aborted(why) => {
+                self.answer_revocations();
+                let rewind = self.tracker.rewind_points();
+                tracing::warn!(
+                    "the agents' transaction was aborted ({why}); its events are processed again"
+                );
+                let partitions: Vec<_> = rewind.iter().map(|(tp, _)| tp.clone()).collect();
+                self.forget(&partitions);
+                if let Some(eos) = &self.exactly_once
+                    && !rewind.is_empty()
+                {
+                    let _ = eos.rewinds.send(rewind);
+                }
+            }
+            Settled::Fenced(why) => {
+                self.answer_revocations();
+                self.shutdown.fail(format!(
+                    "the agents' transactional producer is done for ({why}): stopping; the partitions' next owner processes the events since the last commit"
+                ));
+            }
+        }
+    }
+
+    /// Lets the consumer thread give up the partitions of revocations waiting for the
+    /// transaction: it is settled, or there was none.
+    fn answer_revocations(&mut self) {
+        let Some(eos) = self.exactly_once.as_mut() else {
+            return;
+        };
+        for (partitions, reply) in std::mem::take(&mut eos.revocations) {
+            let _ = reply.send(Vec::new());
+            self.forget(&partitions);
+        }
+    }
+
+    /// Commits every finished offset with the consumer, asynchronously.
+    fn commit_async(&mut self) {
         let Some(consumer) = &self.consumer else {
             return;
         };
@@ -360,6 +564,21 @@ impl AgentsLoop {
             self.tracker.commit_failed(&commits);
         }
     }
+}
+
+/// The end of the transaction being settled, or never when none is.
+async fn settlement(settling: Option<&mut Option<tokio::task::JoinHandle<Settled>>>) -> Settled {
+    let Some(slot) = settling else {
+        return std::future::pending().await;
+    };
+    let Some(handle) = slot.as_mut() else {
+        return std::future::pending().await;
+    };
+    let settled = handle
+        .await
+        .unwrap_or_else(|e| Settled::Fenced(format!("the transaction's task failed: {e}")));
+    *slot = None;
+    settled
 }
 
 /// The next polled batches, or never once the loop stopped taking records.
