@@ -220,8 +220,8 @@ impl AgentsLoop {
         commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let shutdown = self.shutdown.clone();
         loop {
-            self.dispatch(&done_tx);
             self.settle_when_due();
+            self.dispatch(&done_tx);
             let stopping = records.is_none();
             if stopping && (self.finished() || shutdown.failure().is_some()) {
                 break;
@@ -476,7 +476,8 @@ impl AgentsLoop {
     fn commit(&mut self) {
         self.finished_since_commit = 0;
         match self.exactly_once.as_mut() {
-            Some(eos) => eos.commit_due = true,
+            // With no transaction open nothing finished since the last commit.
+            Some(eos) => eos.commit_due |= eos.transactions.is_open(),
             None => self.commit_async(),
         }
     }
