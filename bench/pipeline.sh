@@ -5,7 +5,7 @@
 # `kcat -C | kcat -P` copying the same input.
 #
 #   bench/pipeline.sh [--records N] [--faust-records M] [--partitions P] [--workers W]
-#                     [--only LIST] [--timeout S] [--no-copy] [--keep-topics] [-h]
+#                     [--guarantee G] [--only LIST] [--timeout S] [--no-copy] [--keep-topics] [-h]
 #
 #   --records N        input records for faust-rs and Kafka Streams (default 300000)
 #   --faust-records M  input records for Python Faust, the first M of the same records
@@ -13,6 +13,10 @@
 #   --partitions P     partitions of every input and output topic (default 4)
 #   --workers W        faust-rs workers sharing the input, each its own process (default 1);
 #                      their peak RSS and CPU seconds are summed
+#   --guarantee G      at_least_once (default) or exactly_once: faust-rs's and Faust's
+#                      processing_guarantee, Kafka Streams' processing.guarantee (at_least_once
+#                      or exactly_once_v2); each at its own default commit interval (faust-rs
+#                      and Kafka Streams 0.1 s under exactly-once, Faust 2.8 s)
 #   --only LIST        comma-separated subset of faust-rs,kstreams,faust (default: all three)
 #   --timeout S        seconds each implementation may take to write all its output (default 600)
 #   --no-copy          skip the `kcat -C | kcat -P` line
@@ -20,7 +24,7 @@
 #
 # The pipeline: each input record is an ~80-byte JSON object, unkeyed,
 # {"id": 1, "n": 1, "pad": "xxx..."} with id = 1..N and n = id % 1000, record i written to
-# partition (i-1) % P. Each implementation (1 worker/instance, at-least-once) decodes it and
+# partition (i-1) % P. Each implementation (1 worker/instance, --guarantee) decodes it and
 # writes {"id": value.id, "n": value.n * 2} as JSON, unkeyed, to an output topic of P
 # partitions:
 #   faust-rs     an app file written here: one agent on the input topic, value_serializer json,
@@ -62,18 +66,20 @@ faust_records=50000
 partitions=4
 workers=1
 only=faust-rs,kstreams,faust
+guarantee=at_least_once
 timeout=600
 copy=1
 keep_topics=0
 while (($#)); do
     case $1 in
-        --records | --faust-records | --partitions | --workers | --only | --timeout)
+        --records | --faust-records | --partitions | --workers | --guarantee | --only | --timeout)
             (($# >= 2)) || die "$1 needs a value (see -h)"
             case $1 in
                 --records) records=$2 ;;
                 --faust-records) faust_records=$2 ;;
                 --partitions) partitions=$2 ;;
                 --workers) workers=$2 ;;
+                --guarantee) guarantee=$2 ;;
                 --only) only=$2 ;;
                 --timeout) timeout=$2 ;;
             esac
@@ -88,6 +94,9 @@ done
 for var in records faust_records partitions workers timeout; do
     [[ ${!var} =~ ^[1-9][0-9]*$ ]] || die "--${var//_/-} must be a positive integer, not '${!var}'"
 done
+[[ $guarantee == at_least_once || $guarantee == exactly_once ]] ||
+    die "--guarantee must be at_least_once or exactly_once, not '$guarantee'"
+export PIPELINE_GUARANTEE=$guarantee # read by bench/kstreams and bench/faust/pipeline.py
 impls=()
 IFS=, read -ra wanted <<<"$only"
 for impl in "${wanted[@]}"; do
@@ -194,7 +203,7 @@ all_alive() {
 # ---------------------------------------------------------------------------------------
 # the input: the same records for every implementation, produced before the first one starts
 
-echo "pipeline.sh: run $run_id, $records records ($faust_records for Python Faust), $partitions partitions, broker $broker"
+echo "pipeline.sh: run $run_id, $records records ($faust_records for Python Faust), $partitions partitions, $guarantee, broker $broker"
 py '
 import sys
 n, m, parts, d = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
@@ -247,6 +256,7 @@ id = "$3"
 broker = "kafka://$broker"
 value_serializer = "json"
 topic_partitions = $partitions
+processing_guarantee = "$guarantee"
 
 [[topics]]
 name = "$1"

@@ -2,7 +2,8 @@
 #
 # The Python Faust side of bench/pipeline.sh: one agent reads JSON objects from an input topic
 # and sinks {"id": value.id, "n": value.n * 2} (JSON) to an output topic, at-least-once
-# (Faust's default processing_guarantee). Run by bench/pipeline.sh as
+# (Faust's default processing_guarantee) unless PIPELINE_GUARANTEE says exactly_once. Run by
+# bench/pipeline.sh as
 #   faust -A pipeline --datadir DIR worker -l warn --without-web
 # with these environment variables (all required but the broker):
 #   FAUST_APP_ID       app id, also the consumer group
@@ -22,7 +23,7 @@ app = faust.App(
     os.environ['FAUST_APP_ID'],
     broker=os.environ.get('FAUST_BROKER', 'kafka://127.0.0.1:9092'),
     value_serializer='json',
-    processing_guarantee='at_least_once',
+    processing_guarantee=os.environ.get('PIPELINE_GUARANTEE', 'at_least_once'),
 )
 
 source = app.topic(os.environ['PIPELINE_IN'], value_serializer='json')

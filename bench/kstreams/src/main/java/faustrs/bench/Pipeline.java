@@ -2,7 +2,8 @@
 //
 //   Pipeline run BOOTSTRAP APP_ID IN_TOPIC OUT_TOPIC STATE_DIR
 //       reads JSON objects from IN_TOPIC and writes {"id": value.id, "n": value.n * 2} (JSON,
-//       Jackson) to OUT_TOPIC: one stream thread, processing.guarantee=at_least_once, every
+//       Jackson) to OUT_TOPIC: one stream thread, processing.guarantee at_least_once (or
+//       exactly_once_v2 when the environment's PIPELINE_GUARANTEE is exactly_once), every
 //       other setting Kafka Streams' default. Prints "READY <unix ms>" on standard output the
 //       first time the instance is RUNNING; closes cleanly on SIGTERM.
 //   Pipeline admin BOOTSTRAP create PARTITIONS CONFIGS TOPIC...
@@ -57,7 +58,10 @@ public final class Pipeline {
         Properties props = new Properties();
         props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         props.put(StreamsConfig.APPLICATION_ID_CONFIG, appId);
-        props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.AT_LEAST_ONCE);
+        boolean exactlyOnce = "exactly_once".equals(System.getenv("PIPELINE_GUARANTEE"));
+        props.put(
+                StreamsConfig.PROCESSING_GUARANTEE_CONFIG,
+                exactlyOnce ? StreamsConfig.EXACTLY_ONCE_V2 : StreamsConfig.AT_LEAST_ONCE);
         props.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, 1);
         props.put(StreamsConfig.STATE_DIR_CONFIG, stateDir);
 
