@@ -38,7 +38,11 @@ impl Outcome {
 #[test]
 fn exactly_once_survives_kill_quit_and_pause_with_every_input_once() {
     let outcome = drill("eos", "exactly_once", "");
-    assert_eq!(outcome.missing(), Vec::<u64>::new(), "inputs never processed");
+    assert_eq!(
+        outcome.missing(),
+        Vec::<u64>::new(),
+        "inputs never processed"
+    );
     assert_eq!(
         (outcome.records, outcome.duplicated()),
         (RECORDS as usize, 0),
@@ -51,7 +55,11 @@ fn exactly_once_survives_kill_quit_and_pause_with_every_input_once() {
 #[test]
 fn at_least_once_loses_nothing_in_the_same_drill_but_duplicates() {
     let outcome = drill("alo", "at_least_once", "commit_interval = 60.0");
-    assert_eq!(outcome.missing(), Vec::<u64>::new(), "inputs never processed");
+    assert_eq!(
+        outcome.missing(),
+        Vec::<u64>::new(),
+        "inputs never processed"
+    );
     let duplicated = outcome.duplicated();
     eprintln!(
         "at-least-once: {} sink records, {duplicated} ids more than once",
@@ -115,13 +123,17 @@ value
     mid_stream(&workers[2]);
     workers[2].signal("STOP");
     let resume = Instant::now() + Duration::from_secs(8);
-    wait_until(Duration::from_secs(60), "the others take its partitions", || {
-        workers[3..]
-            .iter()
-            .map(|w| owned(w, &input).len())
-            .sum::<usize>()
-            == PARTITIONS as usize
-    });
+    wait_until(
+        Duration::from_secs(60),
+        "the others take its partitions",
+        || {
+            workers[3..]
+                .iter()
+                .map(|w| owned(w, &input).len())
+                .sum::<usize>()
+                == PARTITIONS as usize
+        },
+    );
     std::thread::sleep(resume.saturating_duration_since(Instant::now()));
     workers[2].signal("CONT");
     eprintln!("{guarantee}: killed {killed}, quit {quit}, paused {paused}");

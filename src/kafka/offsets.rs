@@ -145,7 +145,8 @@ impl OffsetTracker {
     pub fn committed(&mut self, commits: &[(TopicPartition, i64)]) {
         for (tp, position) in commits {
             if let Some(state) = self.partitions.get_mut(tp) {
-                state.uncommitted_from = state.next.filter(|next| next > position).map(|_| *position);
+                state.uncommitted_from =
+                    state.next.filter(|next| next > position).map(|_| *position);
             }
         }
     }

@@ -115,6 +115,12 @@ impl Scrape {
             stats.rebalances,
         )?;
         counter(encoder, "commits", "Offset commits made.", stats.commits)?;
+        counter(
+            encoder,
+            "transactions_aborted",
+            "Agents' transactions aborted (exactly-once); their events are processed again.",
+            stats.transactions_aborted,
+        )?;
         let lag = stats.commit_lag.iter().map(|(tp, lag)| (tp.as_str(), *lag));
         gauge_family(
             encoder,

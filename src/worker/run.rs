@@ -124,7 +124,7 @@ pub async fn run(
         .map_err(Fatal::config)?;
     let identity = identity(&options);
     tracing::info!(
-        "faust-rs {} starting: app {} (from {}), broker {}, worker {}, web {}, datadir {}, pid {}, librdkafka {}, candidate {}, evaluation threads {}",
+        "faust-rs {} starting: app {} (from {}), broker {}, worker {}, web {}, datadir {}, pid {}, librdkafka {}, candidate {}, evaluation threads {}, {}",
         env!("CARGO_PKG_VERSION"),
         app.id,
         app.path.display(),
@@ -136,6 +136,7 @@ pub async fn run(
         rdkafka::util::get_rdkafka_version().1,
         options.candidate,
         options.eval_threads,
+        app.processing_guarantee.name(),
     );
     let settings = app.client_settings(format!("faust-rs-{}-{}", app.id, identity.worker));
     let leadership = Leadership::new(&app, &settings, options.candidate).map_err(Fatal::runtime)?;
@@ -301,7 +302,10 @@ impl Worker {
     /// app id and the worker's static instance id, or its id (`host:port`), both stable across
     /// restarts, so the broker aborts what this worker's previous process left open.
     async fn transactional_producer(&self, group: &GroupSettings) -> Result<KafkaProducer> {
-        let member = group.instance_id.as_deref().unwrap_or(&self.identity.worker);
+        let member = group
+            .instance_id
+            .as_deref()
+            .unwrap_or(&self.identity.worker);
         let transactional_id = format!("{}-{member}", self.app.id);
         let config = self.settings.exactly_once_producer(&transactional_id);
         let producer = kafka::producer::create(&config).map_err(|e| {

@@ -86,6 +86,8 @@ pub struct WorkerState {
     pub last_assignment: Mutex<Option<Instant>>,
     pub rebalances: AtomicU64,
     pub commits: AtomicU64,
+    /// Agents' transactions aborted (exactly-once): their events are processed again.
+    pub transactions_aborted: AtomicU64,
     /// From an offset commit's request to the broker's answer.
     pub commit_duration: Seconds,
     /// From the start of a join or of a revocation to the assignment that ends it.
@@ -118,6 +120,7 @@ impl WorkerState {
             last_assignment: Mutex::new(None),
             rebalances: AtomicU64::new(0),
             commits: AtomicU64::new(0),
+            transactions_aborted: AtomicU64::new(0),
             commit_duration: Seconds::default(),
             rebalance_duration: Seconds::default(),
             agents: agents
@@ -222,6 +225,7 @@ impl WorkerState {
             ready: self.is_ready(),
             rebalances: load(&self.rebalances),
             commits: load(&self.commits),
+            transactions_aborted: load(&self.transactions_aborted),
             agents: self
                 .agents
                 .iter()
@@ -275,6 +279,7 @@ pub struct StatsSnapshot {
     pub ready: bool,
     pub rebalances: u64,
     pub commits: u64,
+    pub transactions_aborted: u64,
     pub agents: BTreeMap<String, AgentStats>,
     pub timers: BTreeMap<String, TimerStats>,
     pub commit_lag: BTreeMap<String, i64>,

@@ -183,9 +183,10 @@ impl ConsumerContext for AgentsContext {
             // Commit what finished here before the next owner starts from the committed
             // position. Unfinished events are processed again there.
             let (reply, answer) = std_mpsc::sync_channel(1);
+            let lost = consumer.assignment_lost();
             let asked = self.rebalanced.send(Rebalanced::Revoked {
                 partitions: revoked.clone(),
-                lost: consumer.assignment_lost(),
+                lost,
                 commits: reply,
             });
             let commits = match asked {
@@ -195,7 +196,12 @@ impl ConsumerContext for AgentsContext {
             };
             commit(consumer, &self.state, &commits, CommitMode::Sync);
             self.state.forget(&revoked);
-            tracing::info!("rebalance: revoked {}", describe(&revoked));
+            let lost = if lost {
+                " (lost: the group went on without this worker)"
+            } else {
+                ""
+            };
+            tracing::info!("rebalance: revoked {}{lost}", describe(&revoked));
         }
     }
 
@@ -402,11 +408,13 @@ fn forward(
 fn carry_out_rewind(consumer: &AgentsConsumer, rewind: Rewind) {
     let context = consumer.context();
     let owned = consumer.assignment().unwrap_or_default();
+    let sought: Rewind = rewind
+        .into_iter()
+        .filter(|(tp, _)| owned.find_partition(&tp.topic, tp.partition).is_some())
+        .collect();
     let mut list = TopicPartitionList::new();
-    for (tp, position) in &rewind {
-        if owned.find_partition(&tp.topic, tp.partition).is_some() {
-            let _ = list.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*position));
-        }
+    for (tp, position) in &sought {
+        let _ = list.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*position));
     }
     let partitions = partitions_of(&list);
     if partitions.is_empty() {
@@ -414,16 +422,22 @@ fn carry_out_rewind(consumer: &AgentsConsumer, rewind: Rewind) {
     }
     let generation = context.generation.fetch_add(1, Ordering::SeqCst) + 1;
     let failed = match consumer.seek_partitions(list, SEEK_TIMEOUT) {
-        Ok(sought) => sought
-            .elements()
-            .iter()
-            .find_map(|e| e.error().err().map(|error| format!("{}[{}]: {error}", e.topic(), e.partition()))),
+        Ok(sought) => sought.elements().iter().find_map(|e| {
+            e.error()
+                .err()
+                .map(|error| format!("{}[{}]: {error}", e.topic(), e.partition()))
+        }),
         Err(e) => Some(e.to_string()),
     };
     let report = match failed {
-        Some(why) => Rebalanced::RewindFailed(format!("cannot read partitions again after an aborted transaction: {why}")),
+        Some(why) => Rebalanced::RewindFailed(format!(
+            "cannot read partitions again after an aborted transaction: {why}"
+        )),
         None => {
-            tracing::info!("read again from the last commit: {}", describe_positions(&rewind));
+            tracing::info!(
+                "read again from the last commit: {}",
+                describe_positions(&sought)
+            );
             Rebalanced::Rewound {
                 partitions,
                 generation,

@@ -87,8 +87,7 @@ pub fn start(
         leaving.group_name,
     )
     .map_err(|e| format!("cannot start the agents' consumer thread: {e}"))?;
-    let transactions =
-        transactional.map(|producer| Transactions::new(producer, consumer.clone()));
+    let transactions = transactional.map(|producer| Transactions::new(producer, consumer.clone()));
     let agents_loop = AgentsLoop {
         commit_every: app.commit_every,
         commit_interval: app.commit_interval,
@@ -332,12 +331,7 @@ impl AgentsLoop {
 
     /// Partitions being revoked: at-least-once answers with their finished offsets at once;
     /// exactly-once first settles the transaction (see [`AgentsLoop::settle_when_due`]).
-    fn revoked(
-        &mut self,
-        partitions: Vec<TopicPartition>,
-        lost: bool,
-        reply: CommitsReply,
-    ) {
+    fn revoked(&mut self, partitions: Vec<TopicPartition>, lost: bool, reply: CommitsReply) {
         let Some(eos) = self.exactly_once.as_mut() else {
             let _ = reply.send(self.tracker.take_commits(Some(&partitions)));
             return self.forget(&partitions);
@@ -516,6 +510,8 @@ impl AgentsLoop {
                 self.answer_revocations();
             }
             Settled::Aborted(why) => {
+                let aborted = &self.evaluator.state.transactions_aborted;
+                aborted.fetch_add(1, Ordering::Relaxed);
                 self.answer_revocations();
                 let rewind = self.tracker.rewind_points();
                 tracing::warn!(

@@ -96,7 +96,9 @@ impl Transactions {
         let producer = self.producer.clone();
         Some(move || {
             if let Err(e) = producer.abort_transaction(patience) {
-                tracing::debug!("the agents' transaction was left open ({e}); the broker aborts it");
+                tracing::debug!(
+                    "the agents' transaction was left open ({e}); the broker aborts it"
+                );
             }
         })
     }
