@@ -128,6 +128,10 @@ while (($(ids "$id-out" | sort -u | wc -l) < records)); do
     sleep 2
 done
 sleep 5 # late records (a transaction still settling) would show now
+for ((i = 0; i < workers; i++)); do
+    aborted=$(curl -sf "127.0.0.1:$(port "$i")/stats" | jq '.transactions_aborted' || echo '?')
+    say "worker $(port "$i"): $aborted transactions aborted"
+done
 total=$(ids "$id-out" | wc -l)
 distinct=$(ids "$id-out" | sort -u | wc -l)
 scripts/workers.sh stop "$app" >/dev/null || say "some worker did not stop cleanly (see above)"

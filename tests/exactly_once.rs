@@ -143,6 +143,10 @@ value
         "every input offset committed",
         || all_committed(&id, &input),
     );
+    // Whether the paused worker's transaction was open when it stopped is luck: shown, not
+    // asserted.
+    let aborted = workers[2].get_json("/stats")["transactions_aborted"].clone();
+    eprintln!("{guarantee}: the paused worker aborted {aborted} transactions");
     read_committed(&sink)
 }
 
