@@ -168,3 +168,99 @@ async fn a_member_that_leaves_is_gone_from_the_group_before_it_closes() {
         .expect("the group should let the other member go too");
     common::close_within(staying, Duration::from_secs(30), "the member that stayed");
 }
+
+/// Exactly-once's recovery from an aborted transaction: the agents' consumer thread reads a
+/// partition again from the position it is told, under a new rebalance count, so the records
+/// polled before (stale) can be told from those read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agents_consumer_reads_a_partition_again_from_a_rewind() {
+    use faust_rs::kafka::TopicPartition;
+    use faust_rs::worker::agents::consumer::{self, Batch, Rebalanced};
+
+    let broker = common::broker();
+    let topic = common::unique_name("rewind");
+    common::create_topic(&broker, &topic, 1).await;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &broker)
+        .create()
+        .expect("producer");
+    for i in 0..10 {
+        let payload = format!("r{i}");
+        producer
+            .send(
+                FutureRecord::<(), _>::to(&topic).payload(&payload),
+                Duration::from_secs(30),
+            )
+            .await
+            .expect("produced");
+    }
+    let state = std::sync::Arc::new(faust_rs::worker::state::WorkerState::new(
+        "rewind",
+        "w",
+        "http://w/",
+        [],
+        [],
+        Vec::new(),
+    ));
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &broker)
+        .set("group.id", common::unique_name("rewind-group"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false");
+    let (agents_consumer, mut rebalances) =
+        consumer::create(&config, state, true).expect("the agents' consumer");
+    agents_consumer.subscribe(&[&topic]).expect("subscribed");
+    let (records_tx, mut records) = tokio::sync::mpsc::channel::<Vec<Batch>>(4);
+    let (rewind, rewinds) = std::sync::mpsc::channel();
+    let (_finish, finish_rx) = std::sync::mpsc::channel();
+    consumer::spawn(
+        agents_consumer,
+        records_tx,
+        rewinds,
+        finish_rx,
+        "rewind".into(),
+    )
+    .expect("the consumer thread");
+
+    let deadline = Duration::from_secs(60);
+    let assigned = tokio::time::timeout(deadline, rebalances.recv()).await;
+    let Ok(Some(Rebalanced::Assigned { generation, .. })) = assigned else {
+        panic!("no assignment first");
+    };
+    let mut offsets = Vec::new();
+    while offsets.len() < 10 {
+        let batches = tokio::time::timeout(deadline, records.recv()).await;
+        for batch in batches.expect("records in time").expect("records") {
+            assert_eq!(batch.generation, generation);
+            offsets.extend(batch.records.iter().map(|r| r.offset));
+        }
+    }
+    assert_eq!(offsets, (0..10).collect::<Vec<i64>>());
+
+    rewind
+        .send(vec![(TopicPartition::new(&topic, 0), 4)])
+        .expect("the thread takes rewinds");
+    let rewound = tokio::time::timeout(deadline, rebalances.recv()).await;
+    let Ok(Some(Rebalanced::Rewound {
+        partitions,
+        generation: again,
+    })) = rewound
+    else {
+        panic!("no Rewound report");
+    };
+    assert_eq!(partitions, vec![TopicPartition::new(&topic, 0)]);
+    assert!(
+        again > generation,
+        "a new rebalance count: {again} after {generation}"
+    );
+    let mut offsets = Vec::new();
+    while offsets.len() < 6 {
+        let batches = tokio::time::timeout(deadline, records.recv()).await;
+        for batch in batches.expect("records in time").expect("records") {
+            assert_eq!(batch.generation, again, "nothing stale after the rewind");
+            offsets.extend(batch.records.iter().map(|r| r.offset));
+        }
+    }
+    assert_eq!(offsets, (4..10).collect::<Vec<i64>>(), "read again from 4");
+}
