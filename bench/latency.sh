@@ -21,9 +21,9 @@
 # `kcat -P -X linger.ms=0`, paced to R a second. The reader's python3 stamps each output record
 # on arrival: latency = arrival - t (one clock), the whole path: producer, broker, worker, its
 # commit (under exactly-once the transaction's end makes the outputs visible), reader's fetch.
-# Each record is padded to exactly 1024 bytes: kcat 1.7.1 reads stdin with fread() in blocks
-# of 1024 bytes, so a short line waited for the next ~1 KiB of input (measured: 140 ms p50 at
-# 100 records/s with 36-byte lines; 0 ms once padded).
+# Each record is padded to exactly 1024 bytes: kcat 1.7.1 (Debian's) produced a short line only
+# once about 1 KiB more input had come (its CreateTime - t: 140 ms p50 at 100 records/s with
+# 36-byte lines, 30 ms at 500/s; 0 ms once padded): a delay that would count as the worker's.
 # Columns: sent, received (distinct), measured (received, sent after the warm-up), latency
 # percentiles in ms, missing (sent, not received within the grace period), commits (the
 # worker's /stats "commits" at the end).
