@@ -1,5 +1,7 @@
 //! Unit tests of loading: parsing, validation and positions.
 
+use std::time::Duration;
+
 use super::*;
 
 fn load_text(text: &str) -> Result<Loaded, LoadErrors> {
@@ -422,4 +424,38 @@ fn an_app_name_without_extension_finds_its_toml_file_as_faust_finds_its_module()
         Ok(dir.join("nothing.toml"))
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn exactly_once_commits_every_tenth_of_a_second_unless_told_otherwise() {
+    let app = |extra: &str| {
+        load_text(&format!("{HEAD}{extra}"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .app
+    };
+    let default = app("");
+    assert_eq!(
+        default.processing_guarantee,
+        crate::kafka::ProcessingGuarantee::AtLeastOnce
+    );
+    assert_eq!(
+        (default.commit_interval, default.commit_every),
+        (Duration::from_millis(2800), 10_000)
+    );
+    let eos = app("processing_guarantee = \"exactly_once\"\n");
+    assert_eq!(
+        (eos.commit_interval, eos.commit_every),
+        (Duration::from_millis(100), 100_000)
+    );
+    let told =
+        app("processing_guarantee = \"exactly_once\"\ncommit_interval = 1.5\ncommit_every = 7\n");
+    assert_eq!(
+        (told.commit_interval, told.commit_every),
+        (Duration::from_millis(1500), 7)
+    );
+    let error = only_error(&format!("{HEAD}processing_guarantee = \"exactly-once\"\n"));
+    assert!(
+        error.starts_with("app.toml:3:") && error.contains("at_least_once"),
+        "{error}"
+    );
 }

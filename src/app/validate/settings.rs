@@ -63,7 +63,10 @@ pub(super) fn check(report: &mut Report<'_>, app: &AppSection) -> Settings {
         report,
         app.commit_every.as_ref(),
         "commit_every",
-        AppSection::COMMIT_EVERY,
+        match processing_guarantee {
+            ProcessingGuarantee::AtLeastOnce => AppSection::COMMIT_EVERY,
+            ProcessingGuarantee::ExactlyOnce => AppSection::EXACTLY_ONCE_COMMIT_EVERY,
+        },
     );
     let group_protocol = app.group_protocol.unwrap_or(AppSection::GROUP_PROTOCOL);
     check_timing(report, app, &timing);
