@@ -13,6 +13,36 @@ fn ago(ms: i64, now: i64) -> String {
     format!("{:.3}s", (now - ms) as f64 / 1000.0)
 }
 
+/// What the agents' loop waits on.
+fn describe_loop(state: &WorkerState, app: &App) -> String {
+    let gauges = &state.agents_loop;
+    let flag = |flag: &std::sync::atomic::AtomicBool| flag.load(Ordering::Relaxed);
+    let mut text = format!(
+        "{} jobs running, {} events awaiting acknowledgements",
+        gauges.jobs_running.load(Ordering::Relaxed),
+        gauges.events_awaiting_acks.load(Ordering::Relaxed)
+    );
+    if app.processing_guarantee == crate::kafka::ProcessingGuarantee::ExactlyOnce {
+        let transaction = match (flag(&gauges.transaction_settling), flag(&gauges.transaction_open)) {
+            (true, _) => "being settled",
+            (false, true) => "open",
+            (false, false) => "none open",
+        };
+        let _ = write!(text, "; transaction {transaction}");
+        if flag(&gauges.commit_due) {
+            text.push_str(", commit due");
+        }
+        if flag(&gauges.abort_due) {
+            text.push_str(", abort due");
+        }
+        let waiting = gauges.revocations_waiting.load(Ordering::Relaxed);
+        if waiting > 0 {
+            let _ = write!(text, ", {waiting} revocations waiting for it");
+        }
+    }
+    text
+}
+
 /// Renders the dump. `group` describes the agents' group membership.
 pub fn render(app: &App, state: &WorkerState, group: &str) -> String {
     let now = now_ms();
@@ -67,6 +97,7 @@ pub fn render(app: &App, state: &WorkerState, group: &str) -> String {
             s.events_stale
         );
     }
+    let _ = writeln!(out, "  agents' loop: {}", describe_loop(state, app));
     for timer in &app.timers {
         let c = state.timer(&timer.name);
         let last = match c.last_run_ms.load(Ordering::Relaxed) {

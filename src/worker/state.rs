@@ -73,6 +73,21 @@ pub struct TimerCounters {
     pub lateness: Seconds,
 }
 
+/// What the agents' loop is waiting on, as of its last turn: for the USR1 dump of a worker
+/// that seems stuck.
+#[derive(Debug, Default)]
+pub struct LoopGauges {
+    pub jobs_running: AtomicU64,
+    pub events_awaiting_acks: AtomicU64,
+    /// Exactly-once only: a transaction is open, being settled, due to be committed or to be
+    /// aborted, and how many revocations wait for it.
+    pub transaction_open: AtomicBool,
+    pub transaction_settling: AtomicBool,
+    pub commit_due: AtomicBool,
+    pub abort_due: AtomicBool,
+    pub revocations_waiting: AtomicU64,
+}
+
 /// Shared state of one worker process.
 #[derive(Debug)]
 pub struct WorkerState {
@@ -88,6 +103,7 @@ pub struct WorkerState {
     pub commits: AtomicU64,
     /// Agents' transactions aborted (exactly-once): their events are processed again.
     pub transactions_aborted: AtomicU64,
+    pub agents_loop: LoopGauges,
     /// From an offset commit's request to the broker's answer.
     pub commit_duration: Seconds,
     /// From the start of a join or of a revocation to the assignment that ends it.
@@ -121,6 +137,7 @@ impl WorkerState {
             rebalances: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             transactions_aborted: AtomicU64::new(0),
+            agents_loop: LoopGauges::default(),
             commit_duration: Seconds::default(),
             rebalance_duration: Seconds::default(),
             agents: agents

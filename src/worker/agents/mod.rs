@@ -178,6 +178,20 @@ struct AgentsLoop {
     exactly_once: Option<ExactlyOnce>,
 }
 
+/// A transaction being committed or aborted on a blocking thread, and when to give up on it.
+struct Settling {
+    task: tokio::task::JoinHandle<Settled>,
+    deadline: tokio::time::Instant,
+}
+
+/// How long a transaction may take to settle before the worker stops. Longer than the slowest
+/// settlement librdkafka's own timeouts allow (the offsets 10 s, a commit resumed three times
+/// 30 s, an abort after a refused commit 30 s more); librdkafka 2.12 can block past them while
+/// the group's coordinator is lost (`send_offsets_to_transaction` waits for a new coordinator
+/// only when some broker changes state: confluentinc/librdkafka#5456, #5511), and a worker
+/// that stops lets its partitions' next owners go on.
+const SETTLE_PATIENCE: Duration = Duration::from_secs(75);
+
 /// Where a revocation waits for the positions to commit for its partitions.
 type CommitsReply = std::sync::mpsc::SyncSender<Vec<(TopicPartition, i64)>>;
 
@@ -186,7 +200,7 @@ type CommitsReply = std::sync::mpsc::SyncSender<Vec<(TopicPartition, i64)>>;
 struct ExactlyOnce {
     transactions: Transactions,
     /// The transaction being committed or aborted.
-    settling: Option<tokio::task::JoinHandle<Settled>>,
+    settling: Option<Settling>,
     /// A commit is due: no job starts until the transaction is settled.
     commit_due: bool,
     /// The transaction must be aborted instead (why): the partitions were lost.
@@ -221,6 +235,7 @@ impl AgentsLoop {
         loop {
             self.settle_when_due();
             self.dispatch(&done_tx);
+            self.show_gauges();
             let stopping = records.is_none();
             if stopping && (self.finished() || shutdown.failure().is_some()) {
                 break;
@@ -249,6 +264,9 @@ impl AgentsLoop {
             }
         }
         self.abandon_transaction().await;
+        // A revocation still waiting (the worker stops on a failure) gives its partitions up
+        // uncommitted: their next owner reads them from the last commit.
+        self.answer_revocations();
         let left = self.unfinished();
         // Under exactly-once everything finished is committed with the last transaction.
         let commits = match self.exactly_once {
@@ -277,6 +295,26 @@ impl AgentsLoop {
     /// No job running and no acknowledgement awaited.
     fn idle(&self) -> bool {
         self.running == 0 && self.acks.is_empty()
+    }
+
+    /// Publishes what the loop waits on (for the USR1 dump): a few relaxed stores a turn.
+    fn show_gauges(&self) {
+        let gauges = &self.evaluator.state.agents_loop;
+        let store = |gauge: &std::sync::atomic::AtomicU64, value: usize| {
+            gauge.store(value as u64, Ordering::Relaxed);
+        };
+        store(&gauges.jobs_running, self.running);
+        store(&gauges.events_awaiting_acks, self.events_awaiting_acks);
+        if let Some(eos) = &self.exactly_once {
+            let flag = |gauge: &std::sync::atomic::AtomicBool, value: bool| {
+                gauge.store(value, Ordering::Relaxed);
+            };
+            flag(&gauges.transaction_open, eos.transactions.is_open());
+            flag(&gauges.transaction_settling, eos.settling.is_some());
+            flag(&gauges.commit_due, eos.commit_due);
+            flag(&gauges.abort_due, eos.abort_due.is_some());
+            store(&gauges.revocations_waiting, eos.revocations.len());
+        }
     }
 
     /// Idle, and (under exactly-once) with no transaction left to settle.
@@ -423,12 +461,20 @@ impl AgentsLoop {
         let processed = acked.processed;
         self.events_awaiting_acks -= processed.records;
         if let Err(e) = acked.result {
-            // librdkafka gave up after message.timeout.ms: the offsets must not be committed,
-            // and the events after them cannot be either.
-            self.shutdown.fail(format!(
-                "{e} (for {} offsets from {}, {} events); stopping so they are redelivered",
+            let undelivered = format!(
+                "{e} (for {} offsets from {}, {} events)",
                 processed.tp, processed.first_offset, processed.records
-            ));
+            );
+            // Exactly-once: the transaction cannot commit (librdkafka: an abortable error);
+            // aborting it reads its events again. At-least-once: librdkafka gave up after
+            // message.timeout.ms, and neither these offsets nor any after them may be
+            // committed.
+            match self.exactly_once.as_mut() {
+                Some(eos) => _ = eos.abort_due.get_or_insert(undelivered),
+                None => self.shutdown.fail(format!(
+                    "{undelivered}; stopping so they are redelivered"
+                )),
+            }
             return;
         }
         let counters = self
@@ -496,7 +542,10 @@ impl AgentsLoop {
             Some(_) => Vec::new(),
             None => self.tracker.take_commits(None),
         };
-        eos.settling = Some(eos.transactions.settle(positions, abort));
+        eos.settling = Some(Settling {
+            task: eos.transactions.settle(positions, abort),
+            deadline: tokio::time::Instant::now() + SETTLE_PATIENCE,
+        });
     }
 
     /// Exactly-once: how the transaction ended.
@@ -564,16 +613,22 @@ impl AgentsLoop {
 }
 
 /// The end of the transaction being settled, or never when none is.
-async fn settlement(settling: Option<&mut Option<tokio::task::JoinHandle<Settled>>>) -> Settled {
+async fn settlement(settling: Option<&mut Option<Settling>>) -> Settled {
     let Some(slot) = settling else {
         return std::future::pending().await;
     };
-    let Some(handle) = slot.as_mut() else {
+    let Some(Settling { task, deadline }) = slot.as_mut() else {
         return std::future::pending().await;
     };
-    let settled = handle
-        .await
-        .unwrap_or_else(|e| Settled::Fenced(format!("the transaction's task failed: {e}")));
+    let settled = match tokio::time::timeout_at(*deadline, task).await {
+        Ok(Ok(settled)) => settled,
+        Ok(Err(e)) => Settled::Fenced(format!("the transaction's task failed: {e}")),
+        Err(_) => Settled::Fenced(format!(
+            "the transaction did not settle in {} s (librdkafka can wait past its timeouts while \
+             the group's coordinator is lost: confluentinc/librdkafka#5456, #5511)",
+            SETTLE_PATIENCE.as_secs()
+        )),
+    };
     *slot = None;
     settled
 }
