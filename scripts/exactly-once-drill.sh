@@ -165,7 +165,7 @@ deadline=$((SECONDS + 300))
 while (($(ids "$id-out" | sort -u | wc -l) < records)); do
     ((SECONDS < deadline)) || break
     if ((cluster)) && ! scripts/workers.sh status "$app" >/dev/null 2>&1; then
-        say "restarting stopped workers: $(grep -h 'done for\|ERROR' "$FAUST_RS_RUN_DIR"/worker-*.log | tail -n 1 | cut -c1-160)"
+        say "restarting stopped workers: $(grep -h 'done for' "$FAUST_RS_RUN_DIR"/worker-*.log | tail -n 1 | cut -c1-160)"
         scripts/workers.sh start "$workers" "$app" >/dev/null || true
     fi
     sleep 2

@@ -23,7 +23,10 @@ fn describe_loop(state: &WorkerState, app: &App) -> String {
         gauges.events_awaiting_acks.load(Ordering::Relaxed)
     );
     if app.processing_guarantee == crate::kafka::ProcessingGuarantee::ExactlyOnce {
-        let transaction = match (flag(&gauges.transaction_settling), flag(&gauges.transaction_open)) {
+        let transaction = match (
+            flag(&gauges.transaction_settling),
+            flag(&gauges.transaction_open),
+        ) {
             (true, _) => "being settled",
             (false, true) => "open",
             (false, false) => "none open",

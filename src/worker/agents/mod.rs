@@ -184,13 +184,14 @@ struct Settling {
     deadline: tokio::time::Instant,
 }
 
-/// How long a transaction may take to settle before the worker stops. Longer than the slowest
-/// settlement librdkafka's own timeouts allow (the offsets 10 s, a commit resumed three times
-/// 30 s, an abort after a refused commit 30 s more); librdkafka 2.12 can block past them while
-/// the group's coordinator is lost (`send_offsets_to_transaction` waits for a new coordinator
-/// only when some broker changes state: confluentinc/librdkafka#5456, #5511), and a worker
-/// that stops lets its partitions' next owners go on.
-const SETTLE_PATIENCE: Duration = Duration::from_secs(75);
+/// How long a transaction may take to settle before the worker stops. librdkafka 2.12 can block
+/// past its own timeouts while the group's coordinator is lost (`send_offsets_to_transaction`
+/// goes on waiting for it: confluentinc/librdkafka#5456, #5511); a worker that stops lets its
+/// partitions' next owners go on, and its restart (under the same transactional id) aborts what
+/// it left open. Longer than a commit needs even while a broker is replaced (the offsets 10 s,
+/// a commit resumed up to three times 30 s); an abort after a refused commit can take 30 s
+/// more, and is cut short: stopping is safe.
+const SETTLE_PATIENCE: Duration = Duration::from_secs(45);
 
 /// Where a revocation waits for the positions to commit for its partitions.
 type CommitsReply = std::sync::mpsc::SyncSender<Vec<(TopicPartition, i64)>>;
@@ -471,9 +472,9 @@ impl AgentsLoop {
             // committed.
             match self.exactly_once.as_mut() {
                 Some(eos) => _ = eos.abort_due.get_or_insert(undelivered),
-                None => self.shutdown.fail(format!(
-                    "{undelivered}; stopping so they are redelivered"
-                )),
+                None => self
+                    .shutdown
+                    .fail(format!("{undelivered}; stopping so they are redelivered")),
             }
             return;
         }
