@@ -22,6 +22,7 @@ pub mod exit;
 pub mod kafka;
 pub mod logging;
 pub mod script;
+pub mod tables;
 pub mod worker;
 
 use std::io::Write;
