@@ -18,5 +18,5 @@ pub mod wire;
 pub use config::{
     ClientSettings, GroupProtocol, GroupSettings, ProcessingGuarantee, librdkafka_build,
 };
-pub use offsets::{OffsetTracker, TopicPartition};
+pub use offsets::{OffsetTracker, TopicPartition, position_list};
 pub use properties::Properties;

@@ -6,6 +6,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use rdkafka::{Offset, TopicPartitionList};
+
 /// A topic and partition, owned so it can key maps across threads.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicPartition {
@@ -26,6 +28,20 @@ impl std::fmt::Display for TopicPartition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}[{}]", self.topic, self.partition)
     }
+}
+
+/// `positions` as librdkafka's list, for a commit, a transaction's offsets or a seek; a
+/// position librdkafka refuses (none that an [`OffsetTracker`] hands out) is logged as left out
+/// of `purpose`.
+pub fn position_list(positions: &[(TopicPartition, i64)], purpose: &str) -> TopicPartitionList {
+    let mut list = TopicPartitionList::new();
+    for (tp, position) in positions {
+        let added = list.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*position));
+        if let Err(e) = added {
+            tracing::warn!("offset {position} of {tp} left out of {purpose}: {e}");
+        }
+    }
+    list
 }
 
 /// One partition's events in dispatch order (offsets only grow), each with the number of

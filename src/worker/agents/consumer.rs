@@ -20,7 +20,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::kafka::TopicPartition;
+use crate::kafka::{TopicPartition, position_list};
 use crate::kafka::{group, logs};
 use crate::worker::state::WorkerState;
 
@@ -319,14 +319,7 @@ pub fn commit(
     if commits.is_empty() {
         return true;
     }
-    let mut list = TopicPartitionList::new();
-    for (tp, position) in commits {
-        if let Err(e) =
-            list.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*position))
-        {
-            tracing::warn!("offset commit of {tp}: {e}");
-        }
-    }
+    let list = position_list(commits, "the offset commit");
     let started = Instant::now();
     let committed = match mode {
         CommitMode::Sync => consumer.commit(&list, mode),
@@ -412,10 +405,7 @@ fn carry_out_rewind(consumer: &AgentsConsumer, rewind: Rewind) {
         .into_iter()
         .filter(|(tp, _)| owned.find_partition(&tp.topic, tp.partition).is_some())
         .collect();
-    let mut list = TopicPartitionList::new();
-    for (tp, position) in &sought {
-        let _ = list.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*position));
-    }
+    let list = position_list(&sought, "the rewind");
     let partitions = partitions_of(&list);
     if partitions.is_empty() {
         return;

@@ -13,14 +13,12 @@
 use std::sync::Arc;
 
 use rdkafka::consumer::Consumer;
-use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer as _;
-use rdkafka::{Offset, TopicPartitionList};
 
 use super::consumer::AgentsConsumer;
-use crate::kafka::TopicPartition;
 use crate::kafka::producer::KafkaProducer;
 use crate::kafka::transaction::{self, CALL_TIMEOUT, TransactionError};
+use crate::kafka::{TopicPartition, position_list};
 
 /// How a transaction ended.
 #[derive(Debug)]
@@ -123,7 +121,7 @@ fn commit(
         let Some(group) = consumer.group_metadata() else {
             return abort_for(producer, "the consumer has no group metadata".into());
         };
-        let offsets = offset_list(&positions);
+        let offsets = position_list(&positions, "the transaction");
         if let Err(e) = producer.send_offsets_to_transaction(&offsets, &group, CALL_TIMEOUT) {
             return match transaction::classify("send_offsets_to_transaction", e) {
                 TransactionError::Fenced(why) => Settled::Fenced(why),
@@ -143,15 +141,4 @@ fn abort_for(producer: &KafkaProducer, why: String) -> Settled {
         Ok(()) => Settled::Aborted(why),
         Err(e) => Settled::Fenced(format!("{why}; then {e}")),
     }
-}
-
-fn offset_list(positions: &[(TopicPartition, i64)]) -> TopicPartitionList {
-    let mut list = TopicPartitionList::new();
-    for (tp, position) in positions {
-        let added = list.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*position));
-        if let Err(KafkaError::SetPartitionOffset(code)) = added {
-            tracing::warn!("offset {position} of {tp} left out of the transaction: {code}");
-        }
-    }
-    list
 }
