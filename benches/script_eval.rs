@@ -69,6 +69,7 @@ fn main() {
         &ScriptLimits::default(),
         ScriptNames {
             agents: vec!["say".into()],
+            tables: Vec::new(),
         },
     );
     engine.set_print_sink(PrintSink::Discard);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::codec::Serializer;
+use crate::codec::{Datum, Serializer};
 use crate::kafka::{GroupProtocol, ProcessingGuarantee, Properties};
 use crate::script::{Script, ScriptLimits};
 
@@ -56,6 +56,8 @@ pub struct App {
     pub tasks: Vec<Task>,
     /// Every election: the default one ([`DEFAULT_ELECTION`]) first, declared or not.
     pub elections: Vec<Election>,
+    /// `[[tables]]`, in file order (scripts name them by index in this order).
+    pub tables: Vec<Table>,
 }
 
 impl App {
@@ -70,6 +72,10 @@ impl App {
 
     pub fn agent(&self, name: &str) -> Option<&Agent> {
         self.agents.iter().find(|a| a.name == name)
+    }
+
+    pub fn table(&self, name: &str) -> Option<&Table> {
+        self.tables.iter().find(|t| t.name == name)
     }
 
     pub fn election(&self, name: &str) -> Option<&Election> {
@@ -208,6 +214,28 @@ pub struct Agent {
     /// The `help` key, or the body's first comment line, or empty.
     pub help: String,
     pub body: Body,
+    /// Indices into [`App::tables`] of the tables its body names, ascending.
+    pub tables: Vec<usize>,
+}
+
+/// A table (Faust's `Table`, or `GlobalTable` when `global`): keys and values kept per
+/// partition, every change written to a compacted changelog topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    pub name: String,
+    /// The value of a missing key (`t[k]`): `null` when not given.
+    pub default: Datum,
+    /// Partitions of the table and its changelog: those of the topics of the agents that use
+    /// it (co-partitioning), checked when the app is loaded.
+    pub partitions: u32,
+    pub key_serializer: Serializer,
+    pub value_serializer: Serializer,
+    /// Every worker holds every partition (read from the changelog); agents' writes go to the
+    /// key's partition.
+    pub global: bool,
+    /// `{app id}-{name}-changelog`: compacted, created with the app's topics (an entry of
+    /// [`App::topics`]).
+    pub changelog: String,
 }
 
 /// When a timer fires.

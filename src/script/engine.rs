@@ -15,6 +15,8 @@ use super::{CompileError, Host, RunError, RunErrorKind, ScriptLimits, functions}
 #[derive(Debug, Clone, Default)]
 pub struct ScriptNames {
     pub agents: Vec<String>,
+    /// The app's tables, in [`crate::app::App::tables`]' order.
+    pub tables: Vec<super::tables::TableName>,
 }
 
 /// Whether `name` can be an agent's handle in scripts: an identifier that is not a keyword,
@@ -356,7 +358,11 @@ impl Script {
             })?;
             Some(datum)
         };
-        Ok(Outcome { result, sends })
+        Ok(Outcome {
+            result,
+            sends,
+            changes: Vec::new(),
+        })
     }
 }
 

@@ -66,6 +66,8 @@ pub struct Outcome {
     pub result: Option<Datum>,
     /// The records the body sent, in the order it sent them.
     pub sends: Vec<OutgoingRecord>,
+    /// What the body changed in tables, in order (applied by the runtime).
+    pub changes: Vec<super::TableChange>,
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! - `event.rs`: what an evaluation gets ([`Event`]) and gives back ([`Outcome`]);
 //! - `host.rs`: what the runtime tells scripts ([`Host`]);
 //! - `context.rs`: how registered functions reach the running evaluation's outbox and host;
+//! - `tables.rs`: tables as scripts see them ([`TableAccess`], [`TableChange`]);
 //! - `errors.rs`: [`CompileError`] and [`RunError`].
 
 mod context;
@@ -19,6 +20,7 @@ mod event;
 mod functions;
 mod host;
 mod limits;
+mod tables;
 
 pub use engine::{
     Agent, BodyKind, EVENT_VARIABLES, PrintSink, Script, ScriptEngine, ScriptNames,
@@ -31,6 +33,7 @@ pub use event::{
 pub use functions::uuid_v4;
 pub use host::{Host, StaticHost};
 pub use limits::ScriptLimits;
+pub use tables::{NoTables, TableAccess, TableChange, TableName};
 
 #[cfg(test)]
 mod tests;

@@ -12,6 +12,7 @@ fn engine_with(limits: ScriptLimits) -> ScriptEngine {
         &limits,
         ScriptNames {
             agents: vec!["say".into(), "audit".into()],
+            tables: Vec::new(),
         },
     );
     engine.set_print_sink(PrintSink::Discard);

@@ -55,6 +55,7 @@ pub(crate) fn validate(report: &mut Report<'_>, raw: RawApp) -> Option<(App, Scr
     // One engine compiles every body; it binds each agent's name, for `name.send(v)`.
     let names = ScriptNames {
         agents: declared.script_names(),
+        tables: Vec::new(),
     };
     let engine = ScriptEngine::new(&limits, names);
     let bodies = Bodies::new(report.path, &engine);
@@ -126,5 +127,6 @@ fn assemble(
         timers: entries.timers,
         tasks: entries.tasks,
         elections: entries.elections,
+        tables: Vec::new(),
     }
 }
