@@ -96,6 +96,15 @@ const EXACTLY_ONCE_CONSUMER_INVARIANTS: &[(&str, &str)] = &[
     ("isolation.level", "read_committed"),
 ];
 
+/// What reading a table's changelog rests on, whatever the `[kafka]` table says.
+const CHANGELOG_READER_INVARIANTS: &[(&str, &str)] = &[
+    ("enable.auto.commit", "false"),
+    ("enable.auto.offset.store", "false"),
+    ("enable.partition.eof", "true"),
+    ("auto.offset.reset", "earliest"),
+    ("isolation.level", "read_committed"),
+];
+
 /// How long a transaction of the agents may stay open before the broker aborts it: what a
 /// read-committed reader of their outputs waits, at worst, for a worker killed with a
 /// transaction open (whose partitions' next owner has another transactional id, so it does not
@@ -216,6 +225,16 @@ impl ClientSettings {
         }
         self.apply_overrides(&mut config);
         enforce(&mut config, CONSUMER_INVARIANTS);
+        config
+    }
+
+    /// A reader of tables' changelogs: assigned partitions (no group, nothing committed),
+    /// committed records only (an aborted transaction's changes never happened), and told when
+    /// it reaches a partition's end.
+    pub fn changelog_reader(&self) -> ClientConfig {
+        let mut config = self.base();
+        self.apply_overrides(&mut config);
+        enforce(&mut config, CHANGELOG_READER_INVARIANTS);
         config
     }
 

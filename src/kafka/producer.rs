@@ -9,7 +9,7 @@
 //! record's delivery opaque here is a shared [`Tally`] of its group: one atomic count per
 //! record, one notification per group.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,6 +49,9 @@ type Settled = Result<Option<Delivered>, String>;
 pub struct Tally {
     /// Records enqueued and not yet acknowledged, plus one while the group is still open.
     outstanding: AtomicUsize,
+    /// The highest offset acknowledged (-1: none): where a group written to one partition
+    /// ends (a table's changelog).
+    highest_offset: AtomicI64,
     /// Taken by whoever settles the group: its last acknowledgement, its first failure, or
     /// its sealing.
     settle: Mutex<Option<oneshot::Sender<Settled>>>,
@@ -59,6 +62,7 @@ impl Tally {
         let (settle, settled) = oneshot::channel();
         let tally = Tally {
             outstanding: AtomicUsize::new(outstanding),
+            highest_offset: AtomicI64::new(-1),
             settle: Mutex::new(Some(settle)),
         };
         (Arc::new(tally), settled)
@@ -66,6 +70,10 @@ impl Tally {
 
     /// One piece of the group is done; the group settles when it was the last.
     fn release(&self, settled: Settled) {
+        if let Ok(Some(delivered)) = &settled {
+            self.highest_offset
+                .fetch_max(delivered.offset, Ordering::AcqRel);
+        }
         if self.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.settle(settled);
         }
@@ -176,6 +184,7 @@ impl Group {
         self.tally.release(Ok(None));
         Sealed {
             settled: self.settled,
+            tally: self.tally,
         }
     }
 }
@@ -183,13 +192,23 @@ impl Group {
 /// A group with all its records sent.
 pub struct Sealed {
     settled: oneshot::Receiver<Settled>,
+    tally: Arc<Tally>,
 }
 
 impl Sealed {
     /// Waits until every record of the group is acknowledged, or one failed.
     pub async fn acknowledged(self) -> Result<(), String> {
+        self.acknowledged_through().await.map(|_| ())
+    }
+
+    /// Waits as [`Sealed::acknowledged`]; the highest offset acknowledged (`None`: the group
+    /// was empty), which for a group written to one partition is where it ends.
+    pub async fn acknowledged_through(self) -> Result<Option<i64>, String> {
         match self.settled.await {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(_)) => {
+                let highest = self.tally.highest_offset.load(Ordering::Acquire);
+                Ok((highest >= 0).then_some(highest))
+            }
             Ok(Err(failure)) => Err(failure),
             Err(_) => Err("a delivery was cancelled: the producer closed".to_string()),
         }
@@ -329,6 +348,20 @@ mod tests {
         );
         second.release(delivered(2));
         assert_eq!(sealed.acknowledged().now_or_never(), Some(Ok(())));
+    }
+
+    #[test]
+    fn a_sealed_group_knows_the_highest_offset_acknowledged_whatever_the_order() {
+        let mut group = Group::default();
+        let (first, second) = (enqueue(&mut group), enqueue(&mut group));
+        second.release(delivered(8));
+        first.release(delivered(7));
+        assert_eq!(
+            group.seal().acknowledged_through().now_or_never(),
+            Some(Ok(Some(8)))
+        );
+        let empty = Group::default().seal();
+        assert_eq!(empty.acknowledged_through().now_or_never(), Some(Ok(None)));
     }
 
     #[test]

@@ -366,6 +366,20 @@ impl Script {
     }
 }
 
+impl Script {
+    /// Runs the body as [`Script::run`] does, reading tables through `tables`.
+    /// (Placeholder until the script layer binds tables.)
+    pub fn run_with_tables(
+        &self,
+        engine: &ScriptEngine,
+        host: &Arc<dyn Host>,
+        event: Option<&Event>,
+        _tables: Arc<dyn super::TableAccess>,
+    ) -> Result<Outcome, RunError> {
+        self.run(engine, host, event)
+    }
+}
+
 /// Binds the event variables the body uses (`used` is parallel to [`EVENT_VARIABLES`]).
 fn push_event(
     scope: &mut Scope<'static>,

@@ -9,6 +9,7 @@
 
 use std::path::Path;
 
+pub use redb::Durability;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 /// (partition, key) -> value.
@@ -43,24 +44,29 @@ impl TableStore {
     }
 
     /// Applies `changes` to `partition` and records that the store now reflects the changelog
-    /// up to `next_offset` (exclusive), in one transaction.
+    /// up to `next_offset` (exclusive), in one transaction, on disk when this returns.
     pub fn apply(
         &self,
         partition: u32,
         changes: &[Change],
         next_offset: i64,
     ) -> Result<(), String> {
-        self.write(|txn| {
-            let mut rows = txn.open_table(ROWS)?;
-            for (key, value) in changes {
-                match value {
-                    Some(value) => rows.insert((partition, key.as_slice()), value.as_slice())?,
-                    None => rows.remove((partition, key.as_slice()))?,
-                };
-            }
-            txn.open_table(POSITIONS)?.insert(partition, next_offset)?;
-            Ok(())
-        })
+        self.apply_all(&[(partition, changes, next_offset)], Durability::Immediate)
+    }
+
+    /// Applies several partitions' changes and positions in one transaction. With
+    /// `Durability::None` it is on disk only once a later `Immediate` commit is: a crash before
+    /// that leaves the store as of an earlier commit, rows and positions together — which the
+    /// changelog's tail then brings up to date.
+    pub fn apply_all(
+        &self,
+        batches: &[(u32, &[Change], i64)],
+        durability: Durability,
+    ) -> Result<(), String> {
+        let mut txn = self.db.begin_write().map_err(describe)?;
+        txn.set_durability(durability).map_err(describe)?;
+        write_batches(&txn, batches).map_err(describe)?;
+        txn.commit().map_err(describe)
     }
 
     /// The changelog offset to read `partition` from: `None` when the store never held it.
@@ -122,6 +128,24 @@ impl TableStore {
         work(&txn).map_err(describe)?;
         txn.commit().map_err(describe)
     }
+}
+
+fn write_batches(
+    txn: &redb::WriteTransaction,
+    batches: &[(u32, &[Change], i64)],
+) -> Result<(), redb::Error> {
+    let mut rows = txn.open_table(ROWS)?;
+    let mut positions = txn.open_table(POSITIONS)?;
+    for &(partition, changes, next_offset) in batches {
+        for (key, value) in changes {
+            match value {
+                Some(value) => rows.insert((partition, key.as_slice()), value.as_slice())?,
+                None => rows.remove((partition, key.as_slice()))?,
+            };
+        }
+        positions.insert(partition, next_offset)?;
+    }
+    Ok(())
 }
 
 fn describe(error: impl Into<redb::Error>) -> String {

@@ -8,7 +8,7 @@
 //! leave the group.
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -25,7 +25,8 @@ use crate::kafka::admin::ensure_topics;
 use crate::kafka::producer::{KafkaProducer, Producer};
 use crate::kafka::reach;
 use crate::kafka::{ClientSettings, GroupProtocol, GroupSettings, ProcessingGuarantee};
-use crate::script::{Host, ScriptEngine};
+use crate::script::{Host, NoTables, ScriptEngine};
+use crate::tables::Tables;
 use crate::worker::agents::evaluate::Evaluator;
 use crate::worker::agents::{self, Leaving, transactions};
 use crate::worker::datadir::DataDir;
@@ -36,6 +37,7 @@ use crate::worker::shutdown::Shutdown;
 use crate::worker::signals::Request;
 use crate::worker::state::WorkerState;
 use crate::worker::systemd;
+use crate::worker::tables::{LocalView, TablePartitions, follow_global_tables};
 use crate::worker::timers::{self, BodyRunner};
 use crate::worker::web;
 
@@ -255,6 +257,7 @@ impl Worker {
             ProcessingGuarantee::AtLeastOnce => None,
             ProcessingGuarantee::ExactlyOnce => Some(self.transactional_producer(&group).await?),
         };
+        let tables = self.open_tables(datadir).await?;
         let host: Arc<dyn Host> = Arc::new(WorkerHost {
             app_id: app.id.clone(),
             worker_id: self.identity.worker.clone(),
@@ -270,14 +273,25 @@ impl Worker {
             producer: transactional
                 .clone()
                 .map_or_else(|| producer.clone(), Producer::new),
+            tables: tables.clone(),
         });
-        let agents = self.start_agents(evaluator, &pool, group, transactional)?;
+        let table_partitions = tables.as_ref().map(|tables| {
+            let reader = self.settings.changelog_reader();
+            Arc::new(TablePartitions::new(app, tables.clone(), reader))
+        });
+        let agents = self.start_agents(evaluator, &pool, group, transactional, table_partitions)?;
         let runner = BodyRunner {
             app: app.clone(),
             engine: self.engine.clone(),
             host,
             producer: producer.clone(),
             pool: pool.clone(),
+            tables: match &tables {
+                Some(tables) => Arc::new(LocalView {
+                    tables: tables.clone(),
+                }),
+                None => Arc::new(NoTables),
+            },
         };
         let identity = self.identity.clone();
         leadership
@@ -320,6 +334,28 @@ impl Worker {
         Ok(producer)
     }
 
+    /// Opens the app's tables in the data directory and reads the global ones' changelogs to
+    /// their end (followed until the worker stops); `None` when the app has no table.
+    async fn open_tables(&self, datadir: &DataDir) -> Result<Option<Arc<Tables>>> {
+        if self.app.tables.is_empty() {
+            return Ok(None);
+        }
+        let tables = Tables::open(&self.app.tables, &datadir.path().join("tables"))
+            .map_err(Fatal::runtime)?;
+        let _ = self.state.tables.set(tables.clone());
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = (stop.clone(), self.shutdown.warm.clone());
+        self.shutdown.tasks.spawn(async move {
+            stopping.1.cancelled().await;
+            stopping.0.store(true, Ordering::Relaxed);
+        });
+        let reader = self.settings.changelog_reader();
+        follow_global_tables(&tables, &reader, stop)
+            .await
+            .map_err(Fatal::runtime)?;
+        Ok(Some(tables))
+    }
+
     /// Joins the agents' group.
     fn start_agents(
         &self,
@@ -327,6 +363,7 @@ impl Worker {
         pool: &Arc<EvalPool>,
         group: GroupSettings,
         transactional: Option<KafkaProducer>,
+        tables: Option<Arc<TablePartitions>>,
     ) -> Result<tokio::task::JoinHandle<usize>> {
         let app = &self.app;
         let description = describe_group(app, &group);
@@ -351,6 +388,7 @@ impl Worker {
             pool,
             &consumer_config,
             transactional,
+            tables,
             leaving,
             &self.shutdown,
         )

@@ -103,6 +103,8 @@ pub struct WorkerState {
     pub commits: AtomicU64,
     /// Agents' transactions aborted (exactly-once): their events are processed again.
     pub transactions_aborted: AtomicU64,
+    /// The app's tables, once opened (for the web server and the dump).
+    pub tables: std::sync::OnceLock<std::sync::Arc<crate::tables::Tables>>,
     pub agents_loop: LoopGauges,
     /// From an offset commit's request to the broker's answer.
     pub commit_duration: Seconds,
@@ -136,6 +138,7 @@ impl WorkerState {
             last_assignment: Mutex::new(None),
             rebalances: AtomicU64::new(0),
             commits: AtomicU64::new(0),
+            tables: std::sync::OnceLock::new(),
             transactions_aborted: AtomicU64::new(0),
             agents_loop: LoopGauges::default(),
             commit_duration: Seconds::default(),

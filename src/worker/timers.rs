@@ -16,7 +16,7 @@ use crate::clock::now_ms;
 use crate::election::Election;
 use crate::election::term_producer::TermSendError;
 use crate::kafka::producer::{Producer, Record};
-use crate::script::{EPOCH_HEADER, Host, Outcome, ScriptEngine, encode_epoch};
+use crate::script::{EPOCH_HEADER, Host, Outcome, ScriptEngine, TableAccess, encode_epoch};
 use crate::worker::pool::EvalPool;
 use crate::worker::state::{TimerCounters, WorkerState};
 
@@ -28,6 +28,8 @@ pub struct BodyRunner {
     pub host: Arc<dyn Host>,
     pub producer: Producer,
     pub pool: Arc<EvalPool>,
+    /// What the bodies read of the tables (they write none).
+    pub tables: Arc<dyn TableAccess>,
 }
 
 impl BodyRunner {
@@ -87,8 +89,9 @@ impl BodyRunner {
     /// Runs a body on the evaluation pool (never on the async runtime's threads).
     async fn evaluate(&self, body: &Body) -> Result<Outcome, String> {
         let (script, engine, host) = (body.script.clone(), self.engine.clone(), self.host.clone());
+        let tables = self.tables.clone();
         self.pool
-            .run(move || script.run(&engine, &host, None))
+            .run(move || script.run_with_tables(&engine, &host, None, tables))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())

@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::kafka::{TopicPartition, position_list};
 use crate::kafka::{group, logs};
 use crate::worker::state::WorkerState;
+use crate::worker::tables::TablePartitions;
 
 /// A record copied out of librdkafka's buffers.
 pub struct Consumed {
@@ -99,6 +100,9 @@ pub enum Rebalanced {
     /// A partition still owned could not be read again from where it must be: the worker
     /// cannot go on without losing its events.
     RewindFailed(String),
+    /// The tables of assigned partitions could not be recovered: the worker cannot process
+    /// their events.
+    TablesFailed(String),
     /// An asynchronous commit of these positions failed: commit them again later.
     CommitFailed(Vec<(TopicPartition, i64)>),
 }
@@ -126,6 +130,9 @@ pub struct AgentsContext {
     rebalance_began: std::sync::Mutex<Option<Instant>>,
     /// Under exactly-once a revocation waits for the loop's answer without a bound.
     exactly_once: bool,
+    /// The tables co-partitioned with the agents' topics: recovered when partitions are
+    /// assigned (before any of their records is polled), stored when they are given up.
+    tables: Option<Arc<TablePartitions>>,
 }
 
 /// Read these partitions again from these positions (after an aborted transaction).
@@ -195,6 +202,9 @@ impl ConsumerContext for AgentsContext {
                 Err(_) => Vec::new(), // the loop has ended and committed already
             };
             commit(consumer, &self.state, &commits, CommitMode::Sync);
+            if let Some(tables) = &self.tables {
+                tables.release(&revoked);
+            }
             self.state.forget(&revoked);
             let lost = if lost {
                 " (lost: the group went on without this worker)"
@@ -213,8 +223,11 @@ impl ConsumerContext for AgentsContext {
                 if let Some(began) = self.rebalance_began.lock().unwrap().take() {
                     self.state.rebalance_duration.observe(began.elapsed());
                 }
-                self.state.assigned(&assigned);
                 tracing::info!("rebalance: assigned {}", describe(&assigned));
+                if let Err(why) = self.recover_tables(&assigned) {
+                    let _ = self.rebalanced.send(Rebalanced::TablesFailed(why));
+                }
+                self.state.assigned(&assigned);
                 let _ = self.rebalanced.send(Rebalanced::Assigned {
                     partitions: assigned,
                     generation,
@@ -245,6 +258,19 @@ impl ConsumerContext for AgentsContext {
             }
             let _ = self.rebalanced.send(Rebalanced::CommitFailed(failed));
         }
+    }
+}
+
+impl AgentsContext {
+    /// Recovers the tables' partitions of `partitions` (blocks this thread: their records
+    /// wait, as in Faust, until the tables they change are whole).
+    fn recover_tables(&self, partitions: &[TopicPartition]) -> Result<(), String> {
+        let Some(tables) = &self.tables else {
+            return Ok(());
+        };
+        tables
+            .recover(partitions)
+            .map_err(|e| format!("cannot recover the tables of {}: {e}", describe(partitions)))
     }
 }
 
@@ -292,6 +318,7 @@ pub fn create(
     config: &rdkafka::ClientConfig,
     state: Arc<WorkerState>,
     exactly_once: bool,
+    tables: Option<Arc<TablePartitions>>,
 ) -> Result<(Arc<AgentsConsumer>, mpsc::UnboundedReceiver<Rebalanced>), String> {
     let (rebalanced, rebalances) = mpsc::unbounded_channel();
     let context = AgentsContext {
@@ -302,6 +329,7 @@ pub fn create(
         // The first join begins with the consumer.
         rebalance_began: std::sync::Mutex::new(Some(Instant::now())),
         exactly_once,
+        tables,
     };
     let consumer: AgentsConsumer = config
         .create_with_context(context)
@@ -408,6 +436,12 @@ fn carry_out_rewind(consumer: &AgentsConsumer, rewind: Rewind) {
     let list = position_list(&sought, "the rewind");
     let partitions = partitions_of(&list);
     if partitions.is_empty() {
+        return;
+    }
+    // The tables' partitions an aborted transaction changed were let go: read them again
+    // before the records that change them.
+    if let Err(why) = context.recover_tables(&partitions) {
+        let _ = context.rebalanced.send(Rebalanced::TablesFailed(why));
         return;
     }
     let generation = context.generation.fetch_add(1, Ordering::SeqCst) + 1;

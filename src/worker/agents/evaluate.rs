@@ -14,8 +14,10 @@ use crate::app::{Agent, App, ErrorPolicy};
 use crate::codec;
 use crate::kafka::TopicPartition;
 use crate::kafka::producer::{Group, Producer, Record, Sealed};
-use crate::script::{Event, Host, OutgoingRecord, ScriptEngine};
+use crate::script::{Event, Host, OutgoingRecord, ScriptEngine, TableAccess, TableChange};
+use crate::tables::Tables;
 use crate::worker::state::WorkerState;
+use crate::worker::tables::EventView;
 
 /// Everything an agent's evaluation needs, shared by the pool's threads.
 pub struct Evaluator {
@@ -24,6 +26,8 @@ pub struct Evaluator {
     pub host: Arc<dyn Host>,
     pub state: Arc<WorkerState>,
     pub producer: Producer,
+    /// The app's tables (`None`: it has none).
+    pub tables: Option<Arc<Tables>>,
 }
 
 /// Records `range` of `batch` for agent `agent`.
@@ -50,6 +54,9 @@ impl Job {
 /// What a job's records sent, acknowledged together before any of them finishes.
 pub struct Sent {
     pub acks: Sealed,
+    /// Per partitioned table written: its changelog records (all in the job's partition), to
+    /// learn where the changelog ends once they are acknowledged.
+    pub changelogs: Vec<(usize, Sealed)>,
     /// Records of the agent's own (sends and results for its sinks), and dead letters.
     pub outputs: u64,
     pub dead_letters: u64,
@@ -69,18 +76,31 @@ pub struct JobDone {
 #[derive(Default)]
 struct Sending {
     group: Group,
+    /// Changelog records of partitioned tables, a group per table.
+    changelogs: std::collections::BTreeMap<usize, Group>,
     outputs: u64,
     dead_letters: u64,
 }
 
 impl Sending {
     fn seal(self) -> Option<Sent> {
-        (self.group.sent() > 0).then(|| Sent {
+        (self.group.sent() > 0 || !self.changelogs.is_empty()).then(|| Sent {
             acks: self.group.seal(),
+            changelogs: self
+                .changelogs
+                .into_iter()
+                .map(|(table, group)| (table, group.seal()))
+                .collect(),
             outputs: self.outputs,
             dead_letters: self.dead_letters,
         })
     }
+}
+
+/// What a record's evaluation asks for: records to send, and table changes.
+struct Evaluated {
+    records: Vec<OutgoingRecord>,
+    changes: Vec<TableChange>,
 }
 
 impl Evaluator {
@@ -91,10 +111,14 @@ impl Evaluator {
     pub fn run(&self, job: Job) -> JobDone {
         let started = Instant::now();
         let mut sending = Sending::default();
+        let view = self.view(&job);
+        // The job's table partitions stay its own until it ends.
+        let held = view.as_ref().map(|view| view.lock());
         let fatal = job.records().iter().find_map(|record| {
-            self.process(job.agent, job.tp(), record, &mut sending)
+            self.process(job.agent, job.tp(), record, view.as_ref(), &mut sending)
                 .err()
         });
+        drop(held);
         JobDone {
             job,
             sent: sending.seal(),
@@ -103,28 +127,73 @@ impl Evaluator {
         }
     }
 
+    /// The tables a job of agent `job.agent` reads and writes (`None`: it uses none).
+    fn view(&self, job: &Job) -> Option<Arc<EventView>> {
+        let used = &self.app.agents[job.agent].tables;
+        let tables = self.tables.as_ref().filter(|_| !used.is_empty())?;
+        let partition = job.tp().partition as u32;
+        Some(Arc::new(EventView::new(tables.clone(), used, partition)))
+    }
+
     /// Processes one record, sending in `sending`; an error stops the worker.
     fn process(
         &self,
         index: usize,
         tp: &TopicPartition,
         record: &Consumed,
+        view: Option<&Arc<EventView>>,
         sending: &mut Sending,
     ) -> Result<(), String> {
-        match self.evaluate(index, tp, record) {
-            Ok(records) => self.deliver(index, tp, record, &records, sending),
+        match self.evaluate(index, tp, record, view) {
+            Ok(evaluated) => {
+                self.deliver(index, tp, record, &evaluated.records, sending)?;
+                let Some(view) = view.filter(|_| !evaluated.changes.is_empty()) else {
+                    return Ok(());
+                };
+                match view.apply(&evaluated.changes) {
+                    Ok(records) => self.log_changes(index, tp, record, &records, sending),
+                    Err(reason) => self.on_failure(index, tp, record, reason, sending),
+                }
+            }
             Err(reason) => self.on_failure(index, tp, record, reason, sending),
         }
     }
 
+    /// Enqueues the changelog records of a record's table changes (already applied).
+    fn log_changes(
+        &self,
+        index: usize,
+        tp: &TopicPartition,
+        record: &Consumed,
+        records: &[(usize, Record)],
+        sending: &mut Sending,
+    ) -> Result<(), String> {
+        for (table, changelog) in records {
+            let group = match changelog.partition {
+                Some(_) => sending.changelogs.entry(*table).or_default(),
+                None => &mut sending.group,
+            };
+            // Applied already: a change that cannot be logged must not be committed past.
+            if let Err(reason) = self.producer.send_blocking(group, changelog, &[]) {
+                let agent = &self.app.agents[index].name;
+                return Err(format!(
+                    "agent {agent} topic {} partition {} offset {}: cannot write to the changelog: {reason}",
+                    tp.topic, tp.partition, record.offset
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Runs agent `index`'s body on one record: the records to send (what the body sent,
-    /// then its result for each sink), or why it failed.
+    /// then its result for each sink) and its table changes, or why it failed.
     fn evaluate(
         &self,
         index: usize,
         tp: &TopicPartition,
         record: &Consumed,
-    ) -> Result<Vec<OutgoingRecord>, String> {
+        view: Option<&Arc<EventView>>,
+    ) -> Result<Evaluated, String> {
         let agent = &self.app.agents[index];
         let counters = self.state.agent(&agent.name);
         counters.events_in.fetch_add(1, Ordering::Relaxed);
@@ -143,21 +212,31 @@ impl Evaluator {
                     agent.name,
                     record.offset
                 );
-                return Ok(Vec::new());
+                return Ok(Evaluated {
+                    records: Vec::new(),
+                    changes: Vec::new(),
+                });
             }
         }
         counters.start(tp.partition, record.offset);
-        let outcome = agent
-            .body
-            .script
-            .run(&self.engine, &self.host, Some(&event));
+        let script = &agent.body.script;
+        let outcome = match view {
+            Some(view) => {
+                let tables: Arc<dyn TableAccess> = view.clone();
+                script.run_with_tables(&self.engine, &self.host, Some(&event), tables)
+            }
+            None => script.run(&self.engine, &self.host, Some(&event)),
+        };
         counters.done();
         let outcome = outcome.map_err(|e| e.to_string())?;
         let mut records = outcome.sends;
         if let Some(result) = outcome.result {
             records.extend(crate::app::sink_records(&agent.sinks, &result));
         }
-        Ok(records)
+        Ok(Evaluated {
+            records,
+            changes: outcome.changes,
+        })
     }
 
     /// Encodes and enqueues what agent `index` sent for a record.

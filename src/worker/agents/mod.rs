@@ -41,6 +41,7 @@ use crate::kafka::producer::KafkaProducer;
 use crate::kafka::{OffsetTracker, TopicPartition};
 use crate::worker::pool::EvalPool;
 use crate::worker::shutdown::Shutdown;
+use crate::worker::tables::TablePartitions;
 
 /// How the agents' group is left at the end (see [`Finish::wait_for_leave`]).
 pub struct Leaving {
@@ -52,12 +53,13 @@ pub struct Leaving {
 /// tracker). The loop ends on a warm shutdown once the work in flight is done and committed,
 /// or at once on a cold one; its result is the number of events it left unfinished.
 /// `transactional`: under exactly-once, the initialized transactional producer the evaluator
-/// sends through.
+/// sends through. `tables`: the tables co-partitioned with the agents' topics.
 pub fn start(
     evaluator: Arc<Evaluator>,
     pool: Arc<EvalPool>,
     consumer_config: &rdkafka::ClientConfig,
     transactional: Option<KafkaProducer>,
+    tables: Option<Arc<TablePartitions>>,
     leaving: Leaving,
     shutdown: &Shutdown,
 ) -> Result<tokio::task::JoinHandle<usize>, String> {
@@ -66,6 +68,7 @@ pub fn start(
         consumer_config,
         evaluator.state.clone(),
         transactional.is_some(),
+        tables,
     )?;
     let queues = Queues::new(&app);
     if queues.topics().is_empty() {
@@ -149,7 +152,29 @@ struct Acked {
     processed: Processed,
     outputs: u64,
     dead_letters: u64,
+    /// Per partitioned table written: the offset of its last changelog record.
+    changelog_ends: Vec<(usize, i64)>,
     result: Result<(), String>,
+}
+
+/// Waits for a job's records and changelog records to be acknowledged.
+async fn acknowledged(processed: Processed, sent: evaluate::Sent) -> Acked {
+    let mut changelog_ends = Vec::with_capacity(sent.changelogs.len());
+    let mut result = sent.acks.acknowledged().await;
+    for (table, sealed) in sent.changelogs {
+        match sealed.acknowledged_through().await {
+            Ok(Some(end)) => changelog_ends.push((table, end)),
+            Ok(None) => {}
+            Err(e) => result = result.and(Err(e)),
+        }
+    }
+    Acked {
+        processed,
+        outputs: sent.outputs,
+        dead_letters: sent.dead_letters,
+        changelog_ends,
+        result,
+    }
 }
 
 struct AgentsLoop {
@@ -265,6 +290,9 @@ impl AgentsLoop {
             }
         }
         self.abandon_transaction().await;
+        if self.exactly_once.is_none() || shutdown.failure().is_none() {
+            self.flush_tables(true);
+        }
         // A revocation still waiting (the worker stops on a failure) gives its partitions up
         // uncommitted: their next owner reads them from the last commit.
         self.answer_revocations();
@@ -364,7 +392,9 @@ impl AgentsLoop {
                 commits,
             } => self.revoked(partitions, lost, commits),
             Rebalanced::CommitFailed(failed) => self.tracker.commit_failed(&failed),
-            Rebalanced::RewindFailed(why) => self.shutdown.fail(why),
+            Rebalanced::RewindFailed(why) | Rebalanced::TablesFailed(why) => {
+                self.shutdown.fail(why)
+            }
         }
     }
 
@@ -448,14 +478,7 @@ impl AgentsLoop {
             return;
         };
         self.events_awaiting_acks += processed.records;
-        self.acks.push(Box::pin(async move {
-            Acked {
-                processed,
-                outputs: sent.outputs,
-                dead_letters: sent.dead_letters,
-                result: sent.acks.acknowledged().await,
-            }
-        }));
+        self.acks.push(Box::pin(acknowledged(processed, sent)));
     }
 
     fn acked(&mut self, acked: Acked) {
@@ -488,6 +511,13 @@ impl AgentsLoop {
         counters
             .dead_lettered
             .fetch_add(acked.dead_letters, Ordering::Relaxed);
+        if let Some(tables) = &self.evaluator.tables
+            && self.assigned.get(&processed.tp) == Some(&processed.assignment)
+        {
+            for (table, end) in acked.changelog_ends {
+                tables.acknowledged(table, processed.tp.partition as u32, end);
+            }
+        }
         self.finish(processed);
     }
 
@@ -557,11 +587,17 @@ impl AgentsLoop {
                     self.evaluator.state.commits.fetch_add(1, Ordering::Relaxed);
                 }
                 self.tracker.committed(&positions);
+                self.flush_tables(false);
                 self.answer_revocations();
             }
             Settled::Aborted(why) => {
                 let aborted = &self.evaluator.state.transactions_aborted;
                 aborted.fetch_add(1, Ordering::Relaxed);
+                // The tables' partitions the transaction changed are read again (from the
+                // store and the changelog's committed records) before they are used again.
+                if let Some(tables) = &self.evaluator.tables {
+                    tables.discard_changed();
+                }
                 self.answer_revocations();
                 let rewind = self.tracker.rewind_points();
                 tracing::warn!(
@@ -609,6 +645,16 @@ impl AgentsLoop {
             CommitMode::Async,
         ) {
             self.tracker.commit_failed(&commits);
+        }
+        self.flush_tables(false);
+    }
+
+    /// Hands the tables' changes to their local stores (see [`crate::tables`]): under
+    /// exactly-once only right after a commit, while no job runs, so that a store never holds
+    /// what an aborted transaction changed.
+    fn flush_tables(&self, durable: bool) {
+        if let Some(tables) = &self.evaluator.tables {
+            tables.flush(durable);
         }
     }
 }
