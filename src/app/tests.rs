@@ -321,7 +321,7 @@ fn garbage_never_panics() {
 /// force, which are defined once, next to their keys (schema.rs, and script::ScriptLimits).
 #[test]
 fn the_readme_states_the_defaults_in_force() {
-    use super::schema::{AgentDef, AppSection, ElectionDef, TimerDef, TopicDef};
+    use super::schema::{AgentDef, AppSection, ElectionDef, TableDef, TimerDef, TopicDef};
     use crate::script::ScriptLimits;
     let readme = include_str!("../../README.md");
     // The default column of the first row about `key`, without quotes.
@@ -387,6 +387,7 @@ fn the_readme_states_the_defaults_in_force() {
         ("drop_stale_epochs", AgentDef::DROP_STALE_EPOCHS.to_string()),
         ("timezone", TimerDef::TIMEZONE.name().into()),
         ("candidate", ElectionDef::CANDIDATE.to_string()),
+        ("global", TableDef::GLOBAL.to_string()),
         (
             "evict_dead_leaders",
             AppSection::EVICT_DEAD_LEADERS.to_string(),
