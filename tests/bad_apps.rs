@@ -137,7 +137,14 @@ fn every_example_config_checks() {
             config.display()
         );
         assert!(!stderr.contains("error"), "{}: {stderr}", config.display());
-        for word in ["topics (", "agents (", "timers (", "tasks (", "elections ("] {
+        for word in [
+            "topics (",
+            "agents (",
+            "timers (",
+            "tasks (",
+            "elections (",
+            "tables (",
+        ] {
             assert!(stdout.contains(word), "{}: {stdout}", config.display());
         }
     }

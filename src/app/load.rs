@@ -9,10 +9,13 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::diagnostics::{Report, one_line};
-use super::schema::{AgentDef, AppSection, ElectionDef, KafkaSection, TaskDef, TimerDef, TopicDef};
+use super::schema::{
+    AgentDef, AppSection, ElectionDef, KafkaSection, TableDef, TaskDef, TimerDef, TopicDef,
+};
 
 /// The top-level keys of an app file.
-const SECTIONS: &str = "`app`, `kafka`, `topics`, `agents`, `timers`, `tasks`, `elections`";
+const SECTIONS: &str =
+    "`app`, `kafka`, `topics`, `agents`, `timers`, `tasks`, `elections`, `tables`";
 
 /// One deserialized table, and the keys that were dropped from it because they had errors
 /// (already reported): checks that would only repeat those errors skip them.
@@ -42,6 +45,7 @@ pub(crate) struct RawApp {
     pub timers: Vec<Entry<TimerDef>>,
     pub tasks: Vec<Entry<TaskDef>>,
     pub elections: Vec<Entry<ElectionDef>>,
+    pub tables: Vec<Entry<TableDef>>,
     /// Names of entries left out, so that references to them are not reported as unknown.
     pub broken_names: Vec<String>,
 }
@@ -81,6 +85,7 @@ pub(crate) fn parse(report: &mut Report<'_>) -> Option<RawApp> {
             "elections" => {
                 raw.elections = entries(report, value, "elections", &mut raw.broken_names)
             }
+            "tables" => raw.tables = entries(report, value, "tables", &mut raw.broken_names),
             other => report.error(
                 key.span(),
                 format!("unknown section `{other}`, expected one of {SECTIONS}"),

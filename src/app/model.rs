@@ -49,7 +49,8 @@ pub struct App {
     /// librdkafka client.
     pub kafka: Properties,
     /// Every topic the app uses: declared ones first (file order), then the implicit ones
-    /// (agent channels, dead-letter topics, undeclared agent topics) in agent order.
+    /// (agent channels, dead-letter topics, undeclared agent topics) in agent order, then the
+    /// tables' changelogs in table order.
     pub topics: Vec<Topic>,
     pub agents: Vec<Agent>,
     pub timers: Vec<Timer>,

@@ -335,6 +335,45 @@ impl ElectionDef {
     pub const CANDIDATE: bool = true;
 }
 
+/// `[[tables]]`: a table kept by the app's agents (Faust's `app.Table`, or `app.GlobalTable`
+/// with `global = true`): keys and values per partition, every change written to a compacted
+/// changelog topic ([`Self::changelog_topic`]) that a worker restores its partitions from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableDef {
+    /// Required. Every body sees the table as a variable of this name (`counts[key] += 1`), so
+    /// it is an identifier, and no agent may have it.
+    pub name: Spanned<String>,
+    /// The value of a missing key (`t[k]`, Faust's `default=`): any TOML value but a date-time,
+    /// read as JSON. Default: null.
+    pub default: Option<Spanned<toml::Value>>,
+    /// Partitions of the table and of its changelog. Those of a non-global table must be
+    /// those of the topic of every agent that uses it (co-partitioning: an agent reads and
+    /// writes the partition of its event). Default: those of the topic of the first agent
+    /// (file order) whose body names the table, else `[app] topic_partitions`.
+    pub partitions: Option<Spanned<u32>>,
+    /// `raw` or `json`, for the changelog's keys. Default: `[app] key_serializer`.
+    pub key_serializer: Option<Serializer>,
+    /// `raw` or `json`, for the changelog's values. Default: `[app] value_serializer`.
+    pub value_serializer: Option<Serializer>,
+    /// Every worker holds every partition (Faust's `GlobalTable`); exempt from
+    /// co-partitioning. Default: [`Self::GLOBAL`].
+    pub global: Option<bool>,
+    /// One line describing the table, for readers of the app file.
+    pub help: Option<String>,
+}
+
+/// The defaults of a `[[tables]]` entry. Partitions and serializers default as described on
+/// the keys.
+impl TableDef {
+    pub const GLOBAL: bool = false;
+
+    /// `{app id}-{name}-changelog`: Faust's changelog topic.
+    pub fn changelog_topic(app_id: &str, name: &str) -> String {
+        format!("{app_id}-{name}-changelog")
+    }
+}
+
 /// A librdkafka or topic configuration value: a string, integer, float or boolean, kept as the
 /// string librdkafka expects (`true`, `5000`, `0.5`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -321,7 +321,7 @@ fn garbage_never_panics() {
 /// force, which are defined once, next to their keys (schema.rs, and script::ScriptLimits).
 #[test]
 fn the_readme_states_the_defaults_in_force() {
-    use super::schema::{AgentDef, AppSection, ElectionDef, TimerDef, TopicDef};
+    use super::schema::{AgentDef, AppSection, ElectionDef, TableDef, TimerDef, TopicDef};
     use crate::script::ScriptLimits;
     let readme = include_str!("../../README.md");
     // The default column of the first row about `key`, without quotes.
@@ -387,6 +387,7 @@ fn the_readme_states_the_defaults_in_force() {
         ("drop_stale_epochs", AgentDef::DROP_STALE_EPOCHS.to_string()),
         ("timezone", TimerDef::TIMEZONE.name().into()),
         ("candidate", ElectionDef::CANDIDATE.to_string()),
+        ("global", TableDef::GLOBAL.to_string()),
         (
             "evict_dead_leaders",
             AppSection::EVICT_DEAD_LEADERS.to_string(),
@@ -457,5 +458,144 @@ fn exactly_once_commits_every_tenth_of_a_second_unless_told_otherwise() {
     assert!(
         error.starts_with("app.toml:3:") && error.contains("at_least_once"),
         "{error}"
+    );
+}
+
+/// Two tables: one co-partitioned with its agent's topic, one global; the changelogs are
+/// implied topics, compacted, with the tables' partitions.
+const TABLES: &str = r#"[app]
+id = "t"
+[[topics]]
+name = "in"
+partitions = 3
+[[agents]]
+name = "count"
+topic = "in"
+body = '''
+let names = "counts, totals";
+1
+'''
+[[agents]]
+name = "other"
+body = "let countsx = 1; 1"
+[[tables]]
+name = "counts"
+default = 0
+[[tables]]
+name = "totals"
+default = { n = 0, tags = ["a"] }
+key_serializer = "json"
+partitions = 2
+global = true
+"#;
+
+#[test]
+fn tables_take_their_defaults_and_their_agents_partitions() {
+    use crate::codec::Datum;
+    let loaded = load_text(TABLES).unwrap_or_else(|e| panic!("{e}"));
+    let app = &loaded.app;
+    let names: Vec<&str> = app.tables.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["counts", "totals"]);
+    let counts = app.table("counts").unwrap();
+    assert_eq!(counts.default, Datum::Value(serde_json::json!(0)));
+    assert_eq!((counts.partitions, counts.global), (3, false));
+    assert_eq!(
+        (counts.key_serializer, counts.value_serializer),
+        (app.key_serializer, app.value_serializer)
+    );
+    assert_eq!(counts.changelog, "t-counts-changelog");
+    let totals = app.table("totals").unwrap();
+    let default = serde_json::json!({ "n": 0, "tags": ["a"] });
+    assert_eq!(totals.default, Datum::Value(default));
+    assert_eq!((totals.partitions, totals.global), (2, true));
+    assert_eq!(totals.key_serializer, crate::codec::Serializer::Json);
+    let changelog = app.topic("t-counts-changelog").unwrap();
+    assert!(changelog.compacted && changelog.create && !changelog.declared);
+    assert_eq!((changelog.partitions, changelog.replicas), (3, 1));
+    let topics: Vec<&str> = app.topics.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        topics,
+        ["in", "t-other", "t-counts-changelog", "t-totals-changelog"]
+    );
+    assert_eq!(app.agent("count").unwrap().tables, [0, 1]);
+    // `countsx` is another identifier: `other` uses no table.
+    assert!(app.agent("other").unwrap().tables.is_empty());
+    let script_tables = &loaded.engine.names().tables;
+    let script_names: Vec<&str> = script_tables.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(script_names, ["counts", "totals"]);
+    assert_eq!(script_tables[0].default, counts.default);
+}
+
+#[test]
+fn a_table_no_agent_uses_has_the_apps_partitions_and_a_null_default() {
+    let text = format!("{HEAD}topic_partitions = 5\n[[tables]]\nname = \"idle\"\n");
+    let app = load_text(&text).unwrap_or_else(|e| panic!("{e}")).app;
+    let idle = app.table("idle").unwrap();
+    assert_eq!(idle.partitions, 5);
+    assert_eq!(idle.default, crate::codec::Datum::NULL);
+    assert_eq!(app.topic("t-idle-changelog").unwrap().partitions, 5);
+}
+
+#[test]
+fn bad_table_declarations_are_reported_at_their_keys() {
+    let text = format!(
+        "{HEAD}[[agents]]\nname = \"a\"\nbody = \"1\"\n[[tables]]\nname = \"my-table\"\n[[tables]]\nname = \"x\"\n[[tables]]\nname = \"x\"\n[[tables]]\nname = \"a\"\n[[tables]]\nname = \"y\"\nsize = 3\ndefault = 1979-05-27\n"
+    );
+    let all = errors(&text);
+    // Reported in the order of their positions.
+    let expected = [
+        "app.toml:7:8: error: table name `my-table` must be an identifier",
+        "app.toml:11:8: error: duplicate table `x` (first declared on line 9)",
+        "app.toml:13:8: error: table `a` has the same name as agent `a` (line 4)",
+        "app.toml:16:1: error: unknown field `size`",
+        "app.toml:17:11: error: `default` holds the date-time 1979-05-27",
+    ];
+    assert_eq!(all.len(), expected.len(), "{all:#?}");
+    for (error, start) in all.iter().zip(expected) {
+        assert!(error.starts_with(start), "{error}");
+    }
+}
+
+#[test]
+fn a_table_must_have_the_partitions_of_its_agents_topics() {
+    let given = TABLES.replace(
+        "name = \"counts\"\ndefault = 0\n",
+        "name = \"counts\"\npartitions = 4\n",
+    );
+    let e = only_error(&given);
+    assert!(
+        e.starts_with(
+            "app.toml:18:14: error: table `counts` has 4 partitions but agent `count`, which \
+             uses it, consumes `in`, which has 3"
+        ),
+        "{e}"
+    );
+    // Two agents with topics of 3 and 8 partitions share `counts`.
+    let shared = TABLES.replace("let countsx = 1; 1", "// counts\\n1");
+    let e = only_error(&shared);
+    assert!(
+        e.starts_with(
+            "app.toml:17:8: error: agents `count` and `other` use table `counts` but their \
+             topics have different partitions (`in`: 3, `t-other`: 8)"
+        ),
+        "{e}"
+    );
+    // The global table is exempt; so is a topic whose partitions only the broker knows.
+    let external = shared.replace("partitions = 3\n", "partitions = 3\ncreate = false\n");
+    let app = load_text(&external).unwrap_or_else(|e| panic!("{e}")).app;
+    assert_eq!(app.table("counts").unwrap().partitions, 8);
+}
+
+#[test]
+fn a_changelog_topic_is_the_tables_own() {
+    let text = TABLES.replace("name = \"in\"\n", "name = \"t-counts-changelog\"\n");
+    let text = text.replace("topic = \"in\"", "topic = \"t-counts-changelog\"");
+    let e = only_error(&text);
+    assert!(
+        e.starts_with(
+            "app.toml:17:8: error: the changelog topic `t-counts-changelog` of table `counts` \
+             is already a topic of the app"
+        ),
+        "{e}"
     );
 }

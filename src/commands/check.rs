@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::app::{App, Sink};
 use crate::cli::{CheckArgs, GlobalOptions};
+use crate::codec::Datum;
 use crate::exit::{Result, Status};
 
 use super::{load_app, write_stdout};
@@ -53,9 +54,15 @@ pub fn resolved(app: &App) -> Value {
                     Sink::Topic(n) => json!({ "topic": n }),
                 })
                 .collect();
+            let tables: Vec<&str> = a
+                .tables
+                .iter()
+                .map(|&i| app.tables[i].name.as_str())
+                .collect();
             json!({
                 "name": a.name, "topic": a.topic, "concurrency": a.concurrency, "sinks": sinks,
                 "on_error": a.on_error.to_string(), "drop_stale_epochs": a.drop_stale_epochs,
+                "tables": tables,
             })
         })
         .collect();
@@ -77,6 +84,18 @@ pub fn resolved(app: &App) -> Value {
                 "name": e.name, "candidate": e.candidate, "declared": e.declared,
                 "topic": app.election_topic(&e.name), "group": app.election_group(&e.name),
                 "on_elected": e.on_elected.is_some(), "on_revoked": e.on_revoked.is_some(),
+            })
+        })
+        .collect();
+    let tables: Vec<Value> = app
+        .tables
+        .iter()
+        .map(|t| {
+            json!({
+                "name": t.name, "partitions": t.partitions, "global": t.global,
+                "changelog": t.changelog, "default": default_json(&t.default),
+                "key_serializer": t.key_serializer.name(),
+                "value_serializer": t.value_serializer.name(),
             })
         })
         .collect();
@@ -102,6 +121,7 @@ pub fn resolved(app: &App) -> Value {
         "timers": timers,
         "tasks": tasks,
         "elections": elections,
+        "tables": tables,
     })
 }
 
@@ -233,5 +253,32 @@ pub fn summary(app: &App) -> String {
         }
         let _ = writeln!(w, "  {}: {}", e.name, notes.join(", "));
     }
+    write_tables(w, app);
     out
+}
+
+/// The tables part of the summary: each table with its partitions and changelog.
+fn write_tables(w: &mut String, app: &App) {
+    let _ = writeln!(w, "tables ({}):", app.tables.len());
+    for t in &app.tables {
+        let _ = writeln!(
+            w,
+            "  {}: partitions {}, key {} value {}, default {}, changelog {}{}",
+            t.name,
+            t.partitions,
+            t.key_serializer.name(),
+            t.value_serializer.name(),
+            default_json(&t.default),
+            t.changelog,
+            if t.global { ", global" } else { "" }
+        );
+    }
+}
+
+/// A table's default as JSON (defaults come from TOML, so they are always JSON values).
+fn default_json(default: &Datum) -> Value {
+    match default {
+        Datum::Value(v) => v.clone(),
+        Datum::Bytes(b) => Value::String(String::from_utf8_lossy(b).into_owned()),
+    }
 }

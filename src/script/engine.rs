@@ -10,8 +10,8 @@ use super::convert::{ConvertError, from_dynamic, to_dynamic};
 use super::event::{Event, Outcome};
 use super::{CompileError, Host, RunError, RunErrorKind, ScriptLimits, functions};
 
-/// Names a script may refer to besides its built-ins: the app's agents (`say.send(v)`).
-/// Each should pass [`check_agent_name`].
+/// Names a script may refer to besides its built-ins: the app's agents (`say.send(v)`) and
+/// tables. Each should pass [`check_agent_name`] or [`check_table_name`].
 #[derive(Debug, Clone, Default)]
 pub struct ScriptNames {
     pub agents: Vec<String>,
@@ -19,11 +19,23 @@ pub struct ScriptNames {
     pub tables: Vec<super::tables::TableName>,
 }
 
-/// Whether `name` can be an agent's handle in scripts: an identifier that is not a keyword,
-/// nor one of the event variables (which would hide it in agent bodies: `epoch.send(v)` would
-/// call `send` on the event's epoch), nor a name of [`NOT_AGENT_NAMES`]. This is the one check
-/// of agent names; the error is worded for the app loader to report at the agent's `name`.
+/// Whether `name` can be an agent's handle in scripts: see [`check_script_name`]. The error
+/// is worded for the app loader to report at the agent's `name`.
 pub fn check_agent_name(name: &str) -> Result<(), String> {
+    check_script_name("agent", &format!("scripts call `{name}.send(v)`"), name)
+}
+
+/// Whether `name` can be a table's variable in scripts: see [`check_script_name`].
+pub fn check_table_name(name: &str) -> Result<(), String> {
+    check_script_name("table", &format!("scripts read it as `{name}[key]`"), name)
+}
+
+/// Whether `name` can be bound as a variable in every body: an identifier that is not a
+/// keyword, nor one of the event variables (which would hide it in agent bodies: `epoch.send(v)`
+/// would call `send` on the event's epoch), nor a name of [`NOT_SCRIPT_NAMES`]. This is the one
+/// check of the names scripts see; `kind` ("agent", "table") and `usage` (why it must be an
+/// identifier) word the error.
+fn check_script_name(kind: &str, usage: &str, name: &str) -> Result<(), String> {
     let mut chars = name.chars();
     let identifier = chars
         .next()
@@ -31,8 +43,8 @@ pub fn check_agent_name(name: &str) -> Result<(), String> {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !identifier {
         return Err(format!(
-            "agent name `{name}` must be an identifier (a letter or `_`, then letters, digits or \
-             `_`): scripts call `{name}.send(v)`"
+            "{kind} name `{name}` must be an identifier (a letter or `_`, then letters, digits or \
+             `_`): {usage}"
         ));
     }
     // Rhai's own parser knows its keywords and reserved words (`fn`, `print`, `goto`, ...):
@@ -40,18 +52,18 @@ pub fn check_agent_name(name: &str) -> Result<(), String> {
     let keyword = rhai::Engine::new_raw()
         .compile(format!("let {name} = 1;"))
         .is_err();
-    if keyword || EVENT_VARIABLES.contains(&name) || NOT_AGENT_NAMES.contains(&name) {
+    if keyword || EVENT_VARIABLES.contains(&name) || NOT_SCRIPT_NAMES.contains(&name) {
         return Err(format!(
-            "agent name `{name}` is reserved by the script language"
+            "{kind} name `{name}` is reserved by the script language"
         ));
     }
     Ok(())
 }
 
-/// Names Rhai accepts as variables that would still read wrongly as agents: `global` is Rhai's
+/// Names Rhai accepts as variables that would still read wrongly as agents or tables: `global` is Rhai's
 /// path to the script's own constants (`global::NAME`), and `send` is the function
 /// `send(topic, v)`.
-const NOT_AGENT_NAMES: &[&str] = &["global", "send"];
+const NOT_SCRIPT_NAMES: &[&str] = &["global", "send"];
 
 /// What a body is, which decides the variables it can see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -200,8 +212,9 @@ impl Uses {
     }
 }
 
-/// Whether `word` occurs in `source` as a whole identifier.
-fn mentions(source: &str, word: &str) -> bool {
+/// Whether `word` occurs in `source` as a whole identifier (also what tells the app loader
+/// which tables an agent's body uses).
+pub(crate) fn mentions(source: &str, word: &str) -> bool {
     let is_ident = |c: char| c.is_alphanumeric() || c == '_';
     source.match_indices(word).any(|(at, _)| {
         let before = source[..at].chars().next_back();
@@ -446,7 +459,17 @@ mod tests {
         );
         assert!(check_agent_name("2x").is_err());
         assert!(check_agent_name("").is_err());
-        // Keywords (Rhai's), event variables and the names of `NOT_AGENT_NAMES`.
+        let why = check_table_name("my-counts").unwrap_err();
+        assert!(
+            why.starts_with("table name `my-counts` must be an identifier"),
+            "{why}"
+        );
+        assert!(
+            check_table_name("send")
+                .unwrap_err()
+                .contains("is reserved")
+        );
+        // Keywords (Rhai's), event variables and the names of `NOT_SCRIPT_NAMES`.
         for name in [
             "fn", "import", "print", "true", "value", "epoch", "global", "send",
         ] {

@@ -22,9 +22,10 @@ mod host;
 mod limits;
 mod tables;
 
+pub(crate) use engine::mentions;
 pub use engine::{
     Agent, BodyKind, EVENT_VARIABLES, PrintSink, Script, ScriptEngine, ScriptNames,
-    check_agent_name, write_print_line,
+    check_agent_name, check_table_name, write_print_line,
 };
 pub use errors::{CompileError, RunError, RunErrorKind};
 pub use event::{

@@ -117,6 +117,7 @@ fn agent(
         drop_stale_epochs: def.drop_stale_epochs.unwrap_or(AgentDef::DROP_STALE_EPOCHS),
         help: help(def.help.as_ref(), body.as_ref()),
         body: body?,
+        // Filled in by `tables::check`, which needs every agent's topic.
         tables: Vec::new(),
     })
 }

@@ -3,8 +3,8 @@
 //! checking goes on after an error so that all of them are found.
 //!
 //! One module per kind of entry; this one runs them in the order their references need (agent
-//! names before any body is compiled, elections before the timers and tasks bound to them) and
-//! puts the results together.
+//! and table names before any body is compiled, elections before the timers and tasks bound to
+//! them, agents before the tables they use) and puts the results together.
 
 mod agents;
 pub(super) mod bodies;
@@ -13,6 +13,7 @@ mod elections;
 mod kafka_table;
 mod names;
 mod settings;
+mod tables;
 mod tasks;
 pub(super) mod timers;
 mod topics;
@@ -22,7 +23,7 @@ use std::path::Path;
 
 use super::diagnostics::Report;
 use super::load::RawApp;
-use super::model::{Agent, App, Election, Task, Timer, Topic};
+use super::model::{Agent, App, Election, Table, Task, Timer, Topic};
 use crate::kafka::Properties;
 use crate::script::{ScriptEngine, ScriptLimits, ScriptNames};
 use bodies::Bodies;
@@ -52,10 +53,12 @@ pub(crate) fn validate(report: &mut Report<'_>, raw: RawApp) -> Option<(App, Scr
     let kafka = kafka_table::check(report, &raw.kafka);
     let mut topics = topics::check(report, &raw.topics, TopicDefaults::of(settings.as_ref()));
     let declared = agents::declare(report, &raw.agents);
-    // One engine compiles every body; it binds each agent's name, for `name.send(v)`.
+    let declared_tables = tables::declare(report, &raw.tables, &declared.names);
+    // One engine compiles every body; it binds each agent's name, for `name.send(v)`, and each
+    // table's.
     let names = ScriptNames {
         agents: declared.script_names(),
-        tables: Vec::new(),
+        tables: declared_tables.script_names(),
     };
     let engine = ScriptEngine::new(&limits, names);
     let bodies = Bodies::new(report.path, &engine);
@@ -65,7 +68,8 @@ pub(crate) fn validate(report: &mut Report<'_>, raw: RawApp) -> Option<(App, Scr
         agents: &declared.names,
         broken_names: &raw.broken_names,
     };
-    let agents = agents::check(report, &declared, &scope, &mut topics, &bodies);
+    let mut agents = agents::check(report, &declared, &scope, &mut topics, &bodies);
+    let tables = tables::check(report, &declared_tables, &id, &mut agents, &mut topics);
     let timers = timers::check(report, &raw.timers, &elections, &bodies);
     let tasks = tasks::check(report, &raw.tasks, &elections, &bodies);
     let entries = Entries {
@@ -75,6 +79,7 @@ pub(crate) fn validate(report: &mut Report<'_>, raw: RawApp) -> Option<(App, Scr
         timers,
         tasks,
         elections: elections.list,
+        tables,
     };
     // Entries with errors were left out: only an app without errors is whole.
     if !report.errors.is_empty() {
@@ -92,6 +97,7 @@ struct Entries {
     timers: Vec<Timer>,
     tasks: Vec<Task>,
     elections: Vec<Election>,
+    tables: Vec<Table>,
 }
 
 fn assemble(
@@ -127,6 +133,6 @@ fn assemble(
         timers: entries.timers,
         tasks: entries.tasks,
         elections: entries.elections,
-        tables: Vec::new(),
+        tables: entries.tables,
     }
 }

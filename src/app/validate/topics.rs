@@ -1,5 +1,5 @@
 //! `[[topics]]`, and the topics the app implies without declaring them (agent channels,
-//! dead-letter topics): both are created with the same defaults.
+//! dead-letter topics, tables' changelogs): all are created with the same defaults.
 
 use std::collections::BTreeMap;
 
@@ -56,12 +56,35 @@ impl Topics {
         self.declared.iter().find(|t| t.name == name)
     }
 
+    /// Whether `name` is a topic of the app so far, declared or implied.
+    pub(super) fn contains(&self, name: &str) -> bool {
+        self.declared(name).is_some() || self.implied.iter().any(|t| t.name == name)
+    }
+
+    /// The partitions of topic `name` as the app knows them: `None` for a topic faust-rs does
+    /// not create (its count is the broker's, known at run time) or does not know.
+    pub(super) fn partitions(&self, name: &str) -> Option<u32> {
+        let topic = self
+            .declared(name)
+            .or_else(|| self.implied.iter().find(|t| t.name == name));
+        topic.filter(|t| t.create).map(|t| t.partitions)
+    }
+
     /// Adds `name` as an implied topic with these serializers, unless it already exists.
     pub(super) fn imply(&mut self, name: &str, key: Serializer, value: Serializer) {
-        if self.declared(name).is_some() || self.implied.iter().any(|t| t.name == name) {
-            return;
+        if !self.contains(name) {
+            self.implied.push(self.implied_topic(name, key, value));
         }
-        self.implied.push(Topic {
+    }
+
+    /// Adds an implied topic as `topic` says; the caller checked that its name is free.
+    pub(super) fn imply_topic(&mut self, topic: Topic) {
+        self.implied.push(topic);
+    }
+
+    /// A topic the app implies: created with the defaults of a `[[topics]]` entry.
+    pub(super) fn implied_topic(&self, name: &str, key: Serializer, value: Serializer) -> Topic {
+        Topic {
             name: name.to_owned(),
             partitions: self.defaults.partitions,
             replicas: self.defaults.replicas,
@@ -72,7 +95,7 @@ impl Topics {
             create: TopicDef::CREATE,
             config: BTreeMap::new(),
             declared: false,
-        });
+        }
     }
 
     /// Declared topics first (in file order), then the implied ones.
