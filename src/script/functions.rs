@@ -15,6 +15,8 @@
 //! | `worker_id()`, `app_id()`, `is_leader()`, `leader_epoch()` | from the worker's [`super::Host`] |
 //! | `parse_json(s)`, `to_json(v)` | JSON text to a value and back |
 //!
+//! What scripts may do with tables is registered by `table_functions.rs`.
+//!
 //! Sends queue records in the evaluation's outbox (see `context.rs`); nothing here does I/O
 //! except `print` and logging. Every function whose answer can change (time, randomness, the
 //! host, sends) is registered as *volatile*, so an optimizer never evaluates it at compile time

@@ -17,7 +17,9 @@
 //! whether this evaluation may write ([`TableAccess::check_write`]). The access is always
 //! called with the frame released (see `context::with_host`).
 
-use rhai::{Array, Dynamic, Engine, INT};
+use std::sync::Arc;
+
+use rhai::{Array, Dynamic, Engine, EvalAltResult, INT};
 
 use super::context::{table_access, with_frame};
 use super::convert::{from_dynamic, to_dynamic};
@@ -38,15 +40,8 @@ pub(super) fn register(engine: &mut Engine) {
         get_or(t, key, Dynamic::UNIT)
     });
     func("get").register_into_engine(engine, get_or);
-    func("contains").register_into_engine(engine, |t: &mut Table, key: Dynamic| -> Result<bool> {
-        Ok(read(t, &key_of(t, &key)?)?.is_some())
-    });
-    func("remove").register_into_engine(engine, |t: &mut Table, key: Dynamic| -> Result<Dynamic> {
-        let key = key_of(t, &key)?;
-        let old = read(t, &key)?;
-        write(t, key, None)?;
-        old.map_or(Ok(Dynamic::UNIT), |old| to_value(t, &old))
-    });
+    func("contains").register_into_engine(engine, contains);
+    func("remove").register_into_engine(engine, remove);
     func("len").register_into_engine(engine, len);
     func("keys").register_into_engine(engine, keys);
     engine.register_get("name", |t: &mut Table| t.name().to_owned());
@@ -83,12 +78,12 @@ fn to_value(t: &Table, datum: &Datum) -> Result<Dynamic> {
 
 // ---- the evaluation's view ----------------------------------------------------------------
 
-fn access() -> Result<std::sync::Arc<dyn TableAccess>> {
+fn access() -> Result<Arc<dyn TableAccess>> {
     table_access().ok_or_else(outside)
 }
 
 /// An error of the access, as the script's error.
-fn refused(t: &Table) -> impl FnOnce(String) -> Box<rhai::EvalAltResult> + '_ {
+fn refused(t: &Table) -> impl FnOnce(String) -> Box<EvalAltResult> + '_ {
     move |message| runtime(format!("table `{}`: {message}", t.name()))
 }
 
@@ -131,6 +126,17 @@ fn get_or(t: &mut Table, key: Dynamic, fallback: Dynamic) -> Result<Dynamic> {
         Some(value) => to_value(t, &value),
         None => Ok(fallback),
     }
+}
+
+fn contains(t: &mut Table, key: Dynamic) -> Result<bool> {
+    Ok(read(t, &key_of(t, &key)?)?.is_some())
+}
+
+fn remove(t: &mut Table, key: Dynamic) -> Result<Dynamic> {
+    let key = key_of(t, &key)?;
+    let old = read(t, &key)?;
+    write(t, key, None)?;
+    old.map_or(Ok(Dynamic::UNIT), |old| to_value(t, &old))
 }
 
 /// The keys this evaluation changed in `t`, each with whether it is now set.
