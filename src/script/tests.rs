@@ -1072,3 +1072,23 @@ fn table_changes_are_bounded_by_keys_changed() {
     assert_eq!(error.kind, RunErrorKind::SizeLimit);
     assert!(error.message.contains("max_table_changes = 2"), "{error}");
 }
+
+#[test]
+fn a_table_passed_to_a_function_is_the_same_table() {
+    let source = "fn bump(t, k) { t[k] += 1 }
+                  bump(counts, 1); bump(counts, 1.0); bump(counts, 1);
+                  [counts[1], counts[1.0], counts.name, `${counts}`]";
+    let outcome = run_tables(BodyKind::Agent, source, FixedTables::default()).unwrap();
+    // Integers and floats are different keys, as in JSON.
+    assert_eq!(
+        outcome.result,
+        Some(Datum::Value(json!([2, 1, "counts", "Table(counts)"])))
+    );
+    assert_eq!(
+        outcome.changes,
+        [
+            change(0, json!(1), Some(json!(2))),
+            change(0, json!(1.0), Some(json!(1)))
+        ]
+    );
+}
