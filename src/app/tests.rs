@@ -355,6 +355,7 @@ fn the_readme_states_the_defaults_in_force() {
         ("max_map_size", limits.max_map_size as f64),
         ("max_expr_depth", limits.max_expr_depth as f64),
         ("max_sends", limits.max_sends as f64),
+        ("max_table_changes", limits.max_table_changes as f64),
     ];
     let durations = [
         AppSection::SESSION_TIMEOUT,

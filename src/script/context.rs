@@ -1,5 +1,5 @@
-//! The state of the one evaluation running on this thread: its outbox, its host, its name and
-//! its deadline.
+//! The state of the one evaluation running on this thread: its outbox, its table changes, its
+//! host and table access, its name and its deadline.
 //!
 //! Why a thread-local and not rhai's per-call tag: the tag can only be set per call through
 //! `Engine::call_fn_with_options`, which calls a *named function* — whose body cannot see the
@@ -13,19 +13,23 @@
 //!
 //! The frame owns a clone of the caller's `Arc<dyn Host>` rather than a borrowed `&dyn Host`:
 //! a thread-local is `'static` and cannot hold a borrow without erasing its lifetime, while a
-//! clone costs one atomic increment per evaluation.
+//! clone costs one atomic increment per evaluation. The same goes for the table access.
 
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::event::OutgoingRecord;
+use super::tables::{PendingChanges, TableAccess, TableChange};
 use super::{Host, ScriptLimits};
 
 /// Per-evaluation state that registered functions reach through [`with_frame`].
 pub(super) struct Frame {
     pub outbox: Vec<OutgoingRecord>,
-    /// The engine's limits: `max_sends`, and the sizes of what is sent.
+    /// What the evaluation changed in tables, which its reads see first.
+    pub changes: PendingChanges,
+    /// The engine's limits: `max_sends`, `max_table_changes`, and the sizes of what is sent
+    /// and stored.
     pub limits: ScriptLimits,
     /// The script's name, for log lines.
     pub script: Arc<str>,
@@ -34,26 +38,35 @@ pub(super) struct Frame {
     deadline: Option<Instant>,
     /// The worker's host; a shared handle, so the frame owns what it points to.
     host: Arc<dyn Host>,
+    /// What the evaluation may read of the tables; shared like the host.
+    tables: Arc<dyn TableAccess>,
 }
 
 thread_local! {
     static CURRENT: RefCell<Option<Frame>> = const { RefCell::new(None) };
 }
 
-/// Restores the previous frame when dropped, and hands back the outbox.
+/// Restores the previous frame when dropped, and hands back the outbox and table changes.
 pub(super) struct FrameGuard {
     previous: Option<Frame>,
 }
 
 impl Frame {
     /// Installs a frame for the evaluation about to run on this thread.
-    pub fn enter(host: &Arc<dyn Host>, script: Arc<str>, limits: &ScriptLimits) -> FrameGuard {
+    pub fn enter(
+        host: &Arc<dyn Host>,
+        tables: Arc<dyn TableAccess>,
+        script: Arc<str>,
+        limits: &ScriptLimits,
+    ) -> FrameGuard {
         let frame = Frame {
             outbox: Vec::new(),
+            changes: PendingChanges::default(),
             limits: limits.clone(),
             script,
             deadline: Instant::now().checked_add(limits.max_duration),
             host: Arc::clone(host),
+            tables,
         };
         let previous = CURRENT.with(|current| current.replace(Some(frame)));
         FrameGuard { previous }
@@ -64,6 +77,11 @@ impl FrameGuard {
     /// The records sent so far by this evaluation (leaves the outbox empty).
     pub fn take_outbox(&self) -> Vec<OutgoingRecord> {
         with_frame(|frame| std::mem::take(&mut frame.outbox)).unwrap_or_default()
+    }
+
+    /// The table changes made so far by this evaluation, in order (leaves none).
+    pub fn take_changes(&self) -> Vec<TableChange> {
+        with_frame(|frame| std::mem::take(&mut frame.changes).into_changes()).unwrap_or_default()
     }
 }
 
@@ -86,6 +104,12 @@ pub(super) fn with_frame<R>(f: impl FnOnce(&mut Frame) -> R) -> Option<R> {
 pub(super) fn with_host<R>(f: impl FnOnce(&dyn Host) -> R) -> Option<R> {
     let host = with_frame(|frame| Arc::clone(&frame.host))?;
     Some(f(host.as_ref()))
+}
+
+/// The current evaluation's table access, as a clone of the handle: the frame is not borrowed
+/// while the access answers, as for [`with_host`].
+pub(super) fn table_access() -> Option<Arc<dyn TableAccess>> {
+    with_frame(|frame| Arc::clone(&frame.tables))
 }
 
 /// Whether the evaluation running on this thread is past its `max_duration` (reads the clock).

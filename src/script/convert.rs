@@ -26,6 +26,7 @@ use serde_json::{Map as JsonMap, Number, Value};
 
 use super::ScriptLimits;
 use super::engine::Agent;
+use super::tables::Table;
 use crate::codec::Datum;
 
 /// Why a value could not be converted.
@@ -185,6 +186,9 @@ pub fn describe(value: &Dynamic) -> String {
     if value.is::<Agent>() {
         let agent = value.read_lock::<Agent>().expect("checked to be an agent");
         format!("the agent handle '{}'", agent.name())
+    } else if value.is::<Table>() {
+        let table = value.read_lock::<Table>().expect("checked to be a table");
+        format!("the table handle '{}'", table.name())
     } else if value.is_fnptr() {
         "a function pointer".to_owned()
     } else if value.is_blob() {

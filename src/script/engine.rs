@@ -1,17 +1,18 @@
 //! The sandboxed engine, body kinds, compiled scripts and their evaluation.
 
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use rhai::{AST, Dynamic, ImmutableString, Map, OptimizationLevel, Scope};
 
 use super::context::Frame;
 use super::convert::{ConvertError, from_dynamic, to_dynamic};
 use super::event::{Event, Outcome};
+use super::tables::{NoTables, Table, TableAccess};
 use super::{CompileError, Host, RunError, RunErrorKind, ScriptLimits, functions};
 
 /// Names a script may refer to besides its built-ins: the app's agents (`say.send(v)`) and
-/// tables. Each should pass [`check_agent_name`] or [`check_table_name`].
+/// tables (`counts[k] += 1`). Each should pass [`check_agent_name`] or [`check_table_name`].
 #[derive(Debug, Clone, Default)]
 pub struct ScriptNames {
     pub agents: Vec<String>,
@@ -166,6 +167,8 @@ pub struct ScriptEngine {
     names: ScriptNames,
     /// One handle per agent, bound as a constant of the agent's name.
     handles: Vec<Agent>,
+    /// One handle per table, bound as a variable of the table's name.
+    tables: Vec<Table>,
 }
 
 /// A compiled body, evaluated many times without re-parsing. Cloning is cheap (the syntax
@@ -191,10 +194,12 @@ struct Uses {
     event: [bool; EVENT_VARIABLES.len()],
     /// Indices into the engine's handles.
     handles: Vec<usize>,
+    /// Indices into the engine's tables.
+    tables: Vec<usize>,
 }
 
 impl Uses {
-    fn of(source: &str, kind: BodyKind, handles: &[Agent]) -> Self {
+    fn of(source: &str, kind: BodyKind, handles: &[Agent], tables: &[Table]) -> Self {
         let mut uses = Uses::default();
         if kind.has_event() {
             for (used, name) in uses.event.iter_mut().zip(EVENT_VARIABLES) {
@@ -204,11 +209,14 @@ impl Uses {
         uses.handles = (0..handles.len())
             .filter(|&i| mentions(source, handles[i].name()))
             .collect();
+        uses.tables = (0..tables.len())
+            .filter(|&i| mentions(source, tables[i].name()))
+            .collect();
         uses
     }
 
     fn count(&self) -> usize {
-        self.event.iter().filter(|&&used| used).count() + self.handles.len()
+        self.event.iter().filter(|&&used| used).count() + self.handles.len() + self.tables.len()
     }
 }
 
@@ -247,11 +255,18 @@ impl ScriptEngine {
         });
 
         let handles = names.agents.iter().map(|name| Agent::new(name)).collect();
+        let tables = names
+            .tables
+            .iter()
+            .enumerate()
+            .map(|(index, table)| Table::new(index, table))
+            .collect();
         let mut script_engine = ScriptEngine {
             engine,
             limits: limits.clone(),
             names,
             handles,
+            tables,
         };
         script_engine.set_print_sink(PrintSink::Stdout);
         script_engine
@@ -294,6 +309,9 @@ impl ScriptEngine {
         for agent in &self.handles {
             scope.push_constant(agent.name(), agent.clone());
         }
+        for table in &self.tables {
+            scope.push(table.name(), table.clone());
+        }
         if kind.has_event() {
             for name in EVENT_VARIABLES {
                 scope.push_dynamic(name, Dynamic::UNIT);
@@ -304,7 +322,7 @@ impl ScriptEngine {
             ast: Arc::new(ast),
             kind,
             name: kind.as_str().into(),
-            uses: Arc::new(Uses::of(source, kind, &self.handles)),
+            uses: Arc::new(Uses::of(source, kind, &self.handles, &self.tables)),
         })
     }
 }
@@ -331,11 +349,26 @@ impl Script {
     ///
     /// Nothing is sent during the evaluation: the records the body sent are in the
     /// [`Outcome`], in order, for the caller to produce. A failed evaluation sends nothing.
+    /// The body sees no table contents and may write none ([`NoTables`]).
     pub fn run(
         &self,
         engine: &ScriptEngine,
         host: &Arc<dyn Host>,
         event: Option<&Event>,
+    ) -> Result<Outcome, RunError> {
+        static NO_TABLES: LazyLock<Arc<dyn TableAccess>> = LazyLock::new(|| Arc::new(NoTables));
+        self.run_with_tables(engine, host, event, Arc::clone(&NO_TABLES))
+    }
+
+    /// [`Script::run`], with the body's table handles reading through `tables`. What the body
+    /// changed is in the [`Outcome`]'s `changes`, for the caller to apply: nothing is written
+    /// during the evaluation, and a failed evaluation changes nothing.
+    pub fn run_with_tables(
+        &self,
+        engine: &ScriptEngine,
+        host: &Arc<dyn Host>,
+        event: Option<&Event>,
+        tables: Arc<dyn TableAccess>,
     ) -> Result<Outcome, RunError> {
         let mut scope = Scope::with_capacity(self.uses.count());
         // (An engine other than the one that compiled the script may lack a handle: then the
@@ -348,14 +381,23 @@ impl Script {
         {
             scope.push_constant(agent.name(), agent.clone());
         }
+        for table in self
+            .uses
+            .tables
+            .iter()
+            .filter_map(|&i| engine.tables.get(i))
+        {
+            scope.push(table.name(), table.clone());
+        }
         if self.kind.has_event() {
             push_event(&mut scope, &self.uses.event, event, &engine.limits)?;
         }
-        let frame = Frame::enter(host, self.name.clone(), &engine.limits);
+        let frame = Frame::enter(host, tables, self.name.clone(), &engine.limits);
         let evaluated = engine
             .engine
             .eval_ast_with_scope::<Dynamic>(&mut scope, &self.ast);
         let sends = frame.take_outbox();
+        let changes = frame.take_changes();
         drop(frame);
         let value = evaluated.map_err(|e| RunError::from_eval(e, &engine.limits))?;
         let result = if value.is_unit() {
@@ -374,22 +416,8 @@ impl Script {
         Ok(Outcome {
             result,
             sends,
-            changes: Vec::new(),
+            changes,
         })
-    }
-}
-
-impl Script {
-    /// Runs the body as [`Script::run`] does, reading tables through `tables`.
-    /// (Placeholder until the script layer binds tables.)
-    pub fn run_with_tables(
-        &self,
-        engine: &ScriptEngine,
-        host: &Arc<dyn Host>,
-        event: Option<&Event>,
-        _tables: Arc<dyn super::TableAccess>,
-    ) -> Result<Outcome, RunError> {
-        self.run(engine, host, event)
     }
 }
 
@@ -447,6 +475,8 @@ fn push_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::Datum;
+    use crate::script::TableName;
 
     #[test]
     fn agent_names_must_be_usable_as_variables() {
@@ -492,7 +522,15 @@ mod tests {
     #[test]
     fn only_the_variables_a_body_mentions_are_bound() {
         let agents = [Agent::new("say"), Agent::new("audit")];
-        let uses = Uses::of("say.send(key); topic", BodyKind::Agent, &agents);
+        let tables = [TableName {
+            name: "counts".into(),
+            default: Datum::NULL,
+        }]
+        .iter()
+        .enumerate()
+        .map(|(index, table)| Table::new(index, table))
+        .collect::<Vec<_>>();
+        let uses = Uses::of("say.send(key); topic", BodyKind::Agent, &agents, &tables);
         let used: Vec<_> = EVENT_VARIABLES
             .iter()
             .zip(uses.event)
@@ -500,8 +538,9 @@ mod tests {
             .collect();
         assert_eq!(used, ["key", "topic"]);
         assert_eq!(uses.handles, [0]);
+        assert!(uses.tables.is_empty());
         assert_eq!(uses.count(), 3);
-        let timer = Uses::of("value", BodyKind::Timer, &agents);
-        assert_eq!(timer.count(), 0);
+        let timer = Uses::of("value; counts[1] = 2", BodyKind::Timer, &agents, &tables);
+        assert_eq!((timer.tables.as_slice(), timer.count()), (&[0][..], 1));
     }
 }

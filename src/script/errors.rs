@@ -42,7 +42,7 @@ pub enum RunErrorKind {
     Script,
     /// The body ran more than `max_operations` operations (an endless loop, say).
     OperationLimit,
-    /// A string, array, map, event or outbox grew past its size limit.
+    /// A string, array, map, event, outbox or the table changes grew past its size limit.
     SizeLimit,
     /// Function calls nested deeper than `max_call_depth` (runaway recursion, say).
     CallDepthLimit,
@@ -170,6 +170,7 @@ pub(super) fn size_message(what: &str, limits: &ScriptLimits) -> String {
         "Length of string" => format!("max_string_size = {}", limits.max_string_size),
         "Size of object map" => format!("max_map_size = {}", limits.max_map_size),
         TOO_MANY_SENDS => format!("max_sends = {}", limits.max_sends),
+        TOO_MANY_TABLE_CHANGES => format!("max_table_changes = {}", limits.max_table_changes),
         // Arrays and BLOBs share `max_array_size`.
         _ => format!("max_array_size = {}", limits.max_array_size),
     };
@@ -178,6 +179,9 @@ pub(super) fn size_message(what: &str, limits: &ScriptLimits) -> String {
 
 /// What `ErrorDataTooLarge` names when a body sends more than `max_sends` records.
 pub(super) const TOO_MANY_SENDS: &str = "Number of records sent";
+
+/// What `ErrorDataTooLarge` names when a body changes more than `max_table_changes` keys.
+pub(super) const TOO_MANY_TABLE_CHANGES: &str = "Number of table keys changed";
 
 fn line_column(position: Position) -> (usize, usize) {
     (

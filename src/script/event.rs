@@ -66,7 +66,8 @@ pub struct Outcome {
     pub result: Option<Datum>,
     /// The records the body sent, in the order it sent them.
     pub sends: Vec<OutgoingRecord>,
-    /// What the body changed in tables, in order (applied by the runtime).
+    /// What the body changed in tables (applied by the runtime): one change per key, with its
+    /// last value, in the order the keys were first changed.
     pub changes: Vec<super::TableChange>,
 }
 

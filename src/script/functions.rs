@@ -15,6 +15,8 @@
 //! | `worker_id()`, `app_id()`, `is_leader()`, `leader_epoch()` | from the worker's [`super::Host`] |
 //! | `parse_json(s)`, `to_json(v)` | JSON text to a value and back |
 //!
+//! What scripts may do with tables is registered by `table_functions.rs`.
+//!
 //! Sends queue records in the evaluation's outbox (see `context.rs`); nothing here does I/O
 //! except `print` and logging. Every function whose answer can change (time, randomness, the
 //! host, sends) is registered as *volatile*, so an optimizer never evaluates it at compile time
@@ -32,26 +34,39 @@ use super::engine::Agent;
 use super::errors::TOO_MANY_SENDS;
 use super::event::{OutgoingRecord, SendTarget};
 
-type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
+pub(super) type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
 
-fn runtime(message: impl Into<String>) -> Box<EvalAltResult> {
+pub(super) fn runtime(message: impl Into<String>) -> Box<EvalAltResult> {
     EvalAltResult::ErrorRuntime(message.into().into(), Position::NONE).into()
 }
 
-fn fail<T>(message: impl Into<String>) -> Result<T> {
+pub(super) fn fail<T>(message: impl Into<String>) -> Result<T> {
     Err(runtime(message))
 }
 
 /// Reported by the engine (and [`super::RunError`]) as over the limit `what` names.
-fn too_large(what: &str) -> Box<EvalAltResult> {
+pub(super) fn too_large(what: &str) -> Box<EvalAltResult> {
     EvalAltResult::ErrorDataTooLarge(what.into(), Position::NONE).into()
 }
 
-fn outside() -> Box<EvalAltResult> {
+pub(super) fn outside() -> Box<EvalAltResult> {
     runtime("this function is only available while a body runs")
 }
 
-fn func(name: &str) -> FuncRegistration {
+/// The error of a value that could not be converted: a size error naming the limit, or a
+/// script error saying what the value was for (`context`, e.g. "send: the key cannot be
+/// sent") and why.
+pub(super) fn convert_failure(
+    error: ConvertError,
+    context: impl FnOnce() -> String,
+) -> Box<EvalAltResult> {
+    match error {
+        ConvertError::TooLarge { what } => too_large(what),
+        ConvertError::NoJsonForm(m) => runtime(format!("{}: {m}", context())),
+    }
+}
+
+pub(super) fn func(name: &str) -> FuncRegistration {
     FuncRegistration::new(name).with_volatility(true)
 }
 
@@ -63,6 +78,7 @@ pub(super) fn register(engine: &mut Engine) {
     register_time(engine);
     register_host(engine);
     register_json(engine);
+    super::table_functions::register(engine);
     // `sleep` would block a worker thread and is not counted as operations: a timer is the
     // way to wait. Registered functions shadow the standard library's.
     func("sleep").register_into_engine(engine, |_: INT| -> Result<()> { fail(NO_SLEEP) });
@@ -77,12 +93,8 @@ const NO_SLEEP: &str =
 fn queue(target: SendTarget, key: Option<Dynamic>, value: Dynamic) -> Result<()> {
     with_frame(|frame| {
         let convert = |datum: &Dynamic, what: &str| {
-            from_dynamic(datum, Some(&frame.limits)).map_err(|e| match e {
-                ConvertError::TooLarge { what } => too_large(what),
-                ConvertError::NoJsonForm(m) => {
-                    runtime(format!("send: the {what} cannot be sent: {m}"))
-                }
-            })
+            from_dynamic(datum, Some(&frame.limits))
+                .map_err(|e| convert_failure(e, || format!("send: the {what} cannot be sent")))
         };
         let value = convert(&value, "value")?;
         let key = match key {

@@ -27,6 +27,10 @@ pub struct ScriptLimits {
     pub max_expr_depth: usize,
     /// Records one evaluation may send (`say.send(..)` and `send(..)` together).
     pub max_sends: usize,
+    /// Table keys one evaluation may change (set or remove), all tables together; a key
+    /// changed again counts once. Bounds what an evaluation holds until it ends, and what the
+    /// runtime then applies and logs to the changelog in one go.
+    pub max_table_changes: usize,
     /// Wall-clock time one evaluation may run (`max_duration = 0.5` in the app file: seconds,
     /// a positive finite number). The default, 10 s, is far above any reasonable body, which
     /// runs in micro- to milliseconds: it is not a performance budget but a bound on how long
@@ -68,6 +72,7 @@ impl Default for ScriptLimits {
             max_map_size: 100_000,
             max_expr_depth: 64,
             max_sends: 10_000,
+            max_table_changes: 10_000,
             max_duration: Duration::from_secs(10),
         }
     }

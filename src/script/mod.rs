@@ -9,7 +9,8 @@
 //! - `event.rs`: what an evaluation gets ([`Event`]) and gives back ([`Outcome`]);
 //! - `host.rs`: what the runtime tells scripts ([`Host`]);
 //! - `context.rs`: how registered functions reach the running evaluation's outbox and host;
-//! - `tables.rs`: tables as scripts see them ([`TableAccess`], [`TableChange`]);
+//! - `tables.rs`: tables as scripts see them ([`Table`], [`TableAccess`], [`TableChange`]);
+//! - `table_functions.rs`: what scripts may do with a table, reading their own writes;
 //! - `errors.rs`: [`CompileError`] and [`RunError`].
 
 mod context;
@@ -20,6 +21,7 @@ mod event;
 mod functions;
 mod host;
 mod limits;
+mod table_functions;
 mod tables;
 
 pub(crate) use engine::mentions;
@@ -34,7 +36,7 @@ pub use event::{
 pub use functions::uuid_v4;
 pub use host::{Host, StaticHost};
 pub use limits::ScriptLimits;
-pub use tables::{NoTables, TableAccess, TableChange, TableName};
+pub use tables::{NoTables, Table, TableAccess, TableChange, TableName};
 
 #[cfg(test)]
 mod tests;

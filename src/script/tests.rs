@@ -12,7 +12,16 @@ fn engine_with(limits: ScriptLimits) -> ScriptEngine {
         &limits,
         ScriptNames {
             agents: vec!["say".into(), "audit".into()],
-            tables: Vec::new(),
+            tables: vec![
+                TableName {
+                    name: "counts".into(),
+                    default: Datum::Value(json!(0)),
+                },
+                TableName {
+                    name: "users".into(),
+                    default: Datum::NULL,
+                },
+            ],
         },
     );
     engine.set_print_sink(PrintSink::Discard);
@@ -793,5 +802,293 @@ fn a_nested_evaluation_gets_its_own_frame_and_restores_the_outer_one() {
     assert!(
         context::with_frame(|_| ()).is_none(),
         "no frame is left behind"
+    );
+}
+
+// ---- tables -------------------------------------------------------------------------------
+
+/// Tables with fixed contents (one list of rows per table of the test engine: `counts`,
+/// `users`), writable unless `refuse` says why not.
+#[derive(Default)]
+struct FixedTables {
+    rows: [Vec<(Datum, Datum)>; 2],
+    refuse: Option<&'static str>,
+}
+
+impl FixedTables {
+    fn with_counts(rows: &[(&str, i64)]) -> Self {
+        let counts = rows
+            .iter()
+            .map(|&(key, n)| (Datum::Value(json!(key)), Datum::Value(json!(n))))
+            .collect();
+        FixedTables {
+            rows: [counts, Vec::new()],
+            refuse: None,
+        }
+    }
+}
+
+impl TableAccess for FixedTables {
+    fn get(&self, table: usize, key: &Datum) -> Result<Option<Datum>, String> {
+        let row = self.rows[table].iter().find(|(k, _)| k == key);
+        Ok(row.map(|(_, value)| value.clone()))
+    }
+    fn len(&self, table: usize) -> Result<usize, String> {
+        Ok(self.rows[table].len())
+    }
+    fn keys(&self, table: usize) -> Result<Vec<Datum>, String> {
+        Ok(self.rows[table].iter().map(|(k, _)| k.clone()).collect())
+    }
+    fn check_write(&self, _table: usize) -> Result<(), String> {
+        self.refuse.map_or(Ok(()), |why| Err(why.to_owned()))
+    }
+}
+
+fn run_tables(kind: BodyKind, source: &str, tables: FixedTables) -> Result<Outcome, RunError> {
+    let engine = engine();
+    let script = engine.compile_for(kind, source).expect("compiles");
+    let event = event(json!("hello"));
+    script.run_with_tables(&engine, &host(), Some(&event), Arc::new(tables))
+}
+
+fn table_result(source: &str, tables: FixedTables) -> serde_json::Value {
+    match run_tables(BodyKind::Agent, source, tables).unwrap().result {
+        Some(Datum::Value(v)) => v,
+        other => panic!("unexpected result {other:?}"),
+    }
+}
+
+fn change(table: usize, key: serde_json::Value, value: Option<serde_json::Value>) -> TableChange {
+    TableChange {
+        table,
+        key: Datum::Value(key),
+        value: value.map(Datum::Value),
+    }
+}
+
+#[test]
+fn a_key_incremented_twice_is_one_change_from_the_default() {
+    let source = "counts[key] += 1; counts[key] += 1; counts[key]";
+    let outcome = run_tables(BodyKind::Agent, source, FixedTables::default()).unwrap();
+    assert_eq!(outcome.result, Some(Datum::Value(json!(2))));
+    assert_eq!(outcome.changes, [change(0, json!("k1"), Some(json!(2)))]);
+    let outcome = run_tables(
+        BodyKind::Agent,
+        source,
+        FixedTables::with_counts(&[("k1", 5)]),
+    );
+    assert_eq!(
+        outcome.unwrap().changes,
+        [change(0, json!("k1"), Some(json!(7)))]
+    );
+}
+
+#[test]
+fn missing_keys_read_the_default_or_unit_or_the_fallback() {
+    let source = r#"[counts["a"], counts["x"], users["x"], counts.get("x"), counts.get("x", 5),
+                     counts.get("a", 5), counts.contains("x"), counts.contains("a")]"#;
+    let tables = FixedTables::with_counts(&[("a", 3)]);
+    assert_eq!(
+        table_result(source, tables),
+        json!([3, 0, null, null, 5, 3, false, true])
+    );
+}
+
+#[test]
+fn reads_see_the_evaluations_own_sets_and_removes() {
+    let source = r#"
+        counts["c"] = 3;
+        counts["d"] = 4;
+        counts.remove("e");
+        let old = counts.remove("a");
+        let again = counts.remove("a");
+        counts.set("b", 20);
+        [old, again, "a" in counts, counts.contains("c"), counts.len(), counts.keys(),
+         counts.get("b"), counts["a"], counts.get("a")]
+    "#;
+    let outcome = run_tables(
+        BodyKind::Agent,
+        source,
+        FixedTables::with_counts(&[("a", 1), ("b", 2)]),
+    )
+    .unwrap();
+    assert_eq!(
+        outcome.result,
+        Some(Datum::Value(json!([
+            1,
+            null,
+            false,
+            true,
+            3,
+            ["b", "c", "d"],
+            20,
+            0,
+            null
+        ])))
+    );
+    assert_eq!(
+        outcome.changes,
+        [
+            change(0, json!("c"), Some(json!(3))),
+            change(0, json!("d"), Some(json!(4))),
+            change(0, json!("e"), None),
+            change(0, json!("a"), None),
+            change(0, json!("b"), Some(json!(20))),
+        ]
+    );
+}
+
+#[test]
+fn setting_unit_records_a_removal() {
+    let source = r#"counts["a"] = (); counts.set("b", ()); users[1] = #{n: 1}; users[1] = ();"#;
+    let outcome = run_tables(BodyKind::Agent, source, FixedTables::default()).unwrap();
+    assert_eq!(
+        outcome.changes,
+        [
+            change(0, json!("a"), None),
+            change(0, json!("b"), None),
+            change(1, json!(1), None),
+        ]
+    );
+}
+
+#[test]
+fn a_field_of_a_map_value_is_changed_through_the_indexers() {
+    let source = r#"users["u"] = #{n: 1}; users["u"].n = 5; users["u"].n += 1; users["u"]"#;
+    let outcome = run_tables(BodyKind::Agent, source, FixedTables::default()).unwrap();
+    assert_eq!(outcome.result, Some(Datum::Value(json!({"n": 6}))));
+    assert_eq!(
+        outcome.changes,
+        [change(1, json!("u"), Some(json!({"n": 6})))]
+    );
+}
+
+#[test]
+fn a_refused_write_fails_the_evaluation_at_the_write() {
+    let tables = FixedTables {
+        refuse: Some("not this partition"),
+        ..FixedTables::with_counts(&[("a", 1)])
+    };
+    let error = run_tables(
+        BodyKind::Agent,
+        "let n = counts[\"a\"];\ncounts[\"a\"] = n + 1;",
+        tables,
+    )
+    .unwrap_err();
+    assert_eq!(error.kind, RunErrorKind::Script);
+    assert_eq!(error.message, "table `counts`: not this partition");
+    assert_eq!(error.line, 2, "{error}");
+    // `Script::run` gives no tables: reads miss, writes are refused.
+    assert_eq!(result("counts[\"a\"]"), json!(0));
+    let error = run_timer("counts.remove(\"a\")").unwrap_err();
+    assert!(error.message.contains("written by agents only"), "{error}");
+    assert_eq!((error.line, error.column), (1, 8), "{error}");
+}
+
+#[test]
+fn a_failed_evaluation_returns_no_changes() {
+    let error = run_tables(
+        BodyKind::Agent,
+        "counts[\"a\"] = 1; throw \"boom\"",
+        FixedTables::default(),
+    )
+    .unwrap_err();
+    assert_eq!(error.message, "boom");
+    // Nothing is left for the next evaluation on this thread either.
+    let outcome = run_tables(
+        BodyKind::Agent,
+        "counts.contains(\"a\")",
+        FixedTables::default(),
+    );
+    let outcome = outcome.unwrap();
+    assert_eq!(outcome.result, Some(Datum::Value(json!(false))));
+    assert!(outcome.changes.is_empty());
+}
+
+#[test]
+fn only_the_tables_a_body_mentions_are_bound() {
+    let defined = |source: &str| table_result(source, FixedTables::default());
+    assert_eq!(defined(r#"is_def_var("coun" + "ts")"#), json!(false));
+    assert_eq!(
+        defined(r#"counts.len(); is_def_var("coun" + "ts")"#),
+        json!(true)
+    );
+}
+
+#[test]
+fn timers_read_and_write_tables_too() {
+    let source = "counts[\"b\"] = counts[\"a\"] * 10; counts.keys()";
+    let outcome = run_tables(
+        BodyKind::Timer,
+        source,
+        FixedTables::with_counts(&[("a", 4)]),
+    );
+    let outcome = outcome.unwrap();
+    assert_eq!(outcome.result, Some(Datum::Value(json!(["a", "b"]))));
+    assert_eq!(outcome.changes, [change(0, json!("b"), Some(json!(40)))]);
+}
+
+#[test]
+fn keys_and_values_without_a_json_form_are_errors_naming_the_table() {
+    let error = |source: &str| {
+        run_tables(BodyKind::Agent, source, FixedTables::default())
+            .unwrap_err()
+            .message
+    };
+    assert_eq!(
+        error("counts[Fn(\"f\")] = 1"),
+        "table `counts`: the key cannot be stored: a function pointer has no JSON form"
+    );
+    assert_eq!(
+        error("counts.get(())"),
+        "table `counts`: a key cannot be ()"
+    );
+    assert!(
+        error("users.set(1, say)")
+            .contains("table `users`: the value cannot be stored: the agent handle 'say'")
+    );
+    assert!(error("say.send(users)").contains("the table handle 'users'"));
+}
+
+#[test]
+fn table_changes_are_bounded_by_keys_changed() {
+    let engine = engine_with(ScriptLimits {
+        max_table_changes: 2,
+        ..ScriptLimits::default()
+    });
+    let run = |source: &str| {
+        let script = engine.compile_for(BodyKind::Timer, source).unwrap();
+        let tables: Arc<dyn TableAccess> = Arc::new(FixedTables::default());
+        script.run_with_tables(&engine, &host(), None, tables)
+    };
+    assert_eq!(
+        run("for i in 0..100 { counts[i % 2] = i }")
+            .unwrap()
+            .changes
+            .len(),
+        2
+    );
+    let error = run("for i in 0..3 { counts[i] = i }").unwrap_err();
+    assert_eq!(error.kind, RunErrorKind::SizeLimit);
+    assert!(error.message.contains("max_table_changes = 2"), "{error}");
+}
+
+#[test]
+fn a_table_passed_to_a_function_is_the_same_table() {
+    let source = "fn bump(t, k) { t[k] += 1 }
+                  bump(counts, 1); bump(counts, 1.0); bump(counts, 1);
+                  [counts[1], counts[1.0], counts.name, `${counts}`]";
+    let outcome = run_tables(BodyKind::Agent, source, FixedTables::default()).unwrap();
+    // Integers and floats are different keys, as in JSON.
+    assert_eq!(
+        outcome.result,
+        Some(Datum::Value(json!([2, 1, "counts", "Table(counts)"])))
+    );
+    assert_eq!(
+        outcome.changes,
+        [
+            change(0, json!(1), Some(json!(2))),
+            change(0, json!(1.0), Some(json!(1)))
+        ]
     );
 }
