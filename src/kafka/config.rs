@@ -98,6 +98,9 @@ const EXACTLY_ONCE_CONSUMER_INVARIANTS: &[(&str, &str)] = &[
 
 /// What reading a table's changelog rests on, whatever the `[kafka]` table says.
 const CHANGELOG_READER_INVARIANTS: &[(&str, &str)] = &[
+    // librdkafka assigns partitions through a group handle, so it needs a group id; nothing
+    // joins that group or commits to it.
+    ("group.id", "faust-rs-changelog-reader"),
     ("enable.auto.commit", "false"),
     ("enable.auto.offset.store", "false"),
     ("enable.partition.eof", "true"),
