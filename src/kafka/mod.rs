@@ -7,6 +7,7 @@ pub mod commit;
 pub mod config;
 pub mod group;
 pub mod logs;
+pub mod members;
 pub mod offsets;
 pub mod poller;
 pub mod producer;

@@ -15,6 +15,7 @@ pub mod shutdown;
 pub mod signals;
 pub mod state;
 pub mod systemd;
+pub mod table_routes;
 pub mod tables;
 pub mod timers;
 pub mod timing;

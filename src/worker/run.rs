@@ -37,6 +37,7 @@ use crate::worker::shutdown::Shutdown;
 use crate::worker::signals::Request;
 use crate::worker::state::WorkerState;
 use crate::worker::systemd;
+use crate::worker::table_routes::TableService;
 use crate::worker::tables::{LocalView, TablePartitions, follow_global_tables};
 use crate::worker::timers::{self, BodyRunner};
 use crate::worker::web;
@@ -342,7 +343,8 @@ impl Worker {
         }
         let tables = Tables::open(&self.app.tables, &datadir.path().join("tables"))
             .map_err(Fatal::runtime)?;
-        let _ = self.state.tables.set(tables.clone());
+        let service = TableService::new(&self.app, tables.clone(), self.settings.admin());
+        let _ = self.state.tables.set(Arc::new(service));
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = (stop.clone(), self.shutdown.warm.clone());
         self.shutdown.tasks.spawn(async move {

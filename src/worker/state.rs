@@ -104,7 +104,7 @@ pub struct WorkerState {
     /// Agents' transactions aborted (exactly-once): their events are processed again.
     pub transactions_aborted: AtomicU64,
     /// The app's tables, once opened (for the web server and the dump).
-    pub tables: std::sync::OnceLock<std::sync::Arc<crate::tables::Tables>>,
+    pub tables: std::sync::OnceLock<std::sync::Arc<crate::worker::table_routes::TableService>>,
     pub agents_loop: LoopGauges,
     /// From an offset commit's request to the broker's answer.
     pub commit_duration: Seconds,

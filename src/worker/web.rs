@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::control_token::ControlToken;
 use crate::election::liveness::{self, ALIVE_PATH, INSTANCE_HEADER};
 use crate::worker::state::WorkerState;
+use crate::worker::table_routes;
 
 /// Binds the status server's socket. Done before anything touches Kafka, so a port in use is
 /// reported at once (exit 2) instead of after joining the group.
@@ -53,6 +54,8 @@ pub fn router(state: Arc<WorkerState>, control: Control, closing: CancellationTo
         .route("/metrics", get(metrics))
         .route("/leader", get(leader))
         .route("/leader/stand-down", post(stand_down))
+        .route("/table/{name}", get(table_routes::table))
+        .route("/table/{name}/{key}", get(table_routes::table_key))
         .route(ALIVE_PATH, get(alive))
         .layer(Extension(closing))
         .layer(Extension(control))
