@@ -59,7 +59,7 @@ pub fn recover(
 ) -> Result<(), String> {
     let started = Instant::now();
     tables.sync();
-    let mut reader = Reader::open(tables, config, table, partitions)?;
+    let mut reader = Reader::open(tables, config, table, partitions, false)?;
     count(&tables.progress.recovering, partitions.len() as u64);
     let read = reader.until_caught_up();
     tables.progress.recovering.fetch_sub(
@@ -91,7 +91,7 @@ pub fn follow(
     stop: &std::sync::atomic::AtomicBool,
 ) -> Result<(), String> {
     let partitions: Vec<u32> = (0..tables.def(table).partitions).collect();
-    let mut reader = Reader::open(tables, config, table, &partitions)?;
+    let mut reader = Reader::open(tables, config, table, &partitions, true)?;
     for slot in reader.slots.values() {
         tables.hold(table, slot.partition, slot.held.clone());
     }
@@ -111,12 +111,14 @@ pub fn follow(
 
 impl<'t> Reader<'t> {
     /// Loads each partition from the store and assigns the consumer from the store's
-    /// positions (from the beginning when the store does not fit the changelog).
+    /// positions (from the beginning when the store does not fit the changelog). `following`:
+    /// every partition is read, even those the store has whole, for what comes next.
     fn open(
         tables: &'t Tables,
         config: &ClientConfig,
         table: usize,
         partitions: &[u32],
+        following: bool,
     ) -> Result<Reader<'t>, String> {
         let consumer: BaseConsumer<QuietLogs> = config
             .create_with_context(QuietLogs)
@@ -131,7 +133,7 @@ impl<'t> Reader<'t> {
         let mut assignment = TopicPartitionList::new();
         for &partition in partitions {
             let slot = reader.load(partition)?;
-            if !slot.caught_up {
+            if following || !slot.caught_up {
                 assignment
                     .add_partition_offset(
                         reader.topic(),

@@ -89,6 +89,20 @@ impl Tables {
         }))
     }
 
+    /// Per table: its name and the keys held here.
+    pub fn sizes(&self) -> Vec<(String, usize)> {
+        (0..self.tables.len())
+            .map(|table| {
+                let keys = self
+                    .held_partitions(table)
+                    .iter()
+                    .map(|(_, held)| held.rows.read().unwrap().len())
+                    .sum();
+                (self.def(table).name.clone(), keys)
+            })
+            .collect()
+    }
+
     pub fn count(&self) -> usize {
         self.tables.len()
     }

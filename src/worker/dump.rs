@@ -46,6 +46,25 @@ fn describe_loop(state: &WorkerState, app: &App) -> String {
     text
 }
 
+/// The tables held here and what their recoveries are doing.
+fn describe_tables(tables: &crate::tables::Tables) -> String {
+    let progress = &tables.progress;
+    let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+    let sizes: Vec<String> = tables
+        .sizes()
+        .iter()
+        .map(|(name, keys)| format!("{name} {keys} keys"))
+        .collect();
+    format!(
+        "{}; {} partitions recovering, {} of {} changelog records read, {} rows loaded from the stores",
+        sizes.join(", "),
+        load(&progress.recovering),
+        load(&progress.records_read),
+        load(&progress.records_to_read),
+        load(&progress.rows_loaded)
+    )
+}
+
 /// Renders the dump. `group` describes the agents' group membership.
 pub fn render(app: &App, state: &WorkerState, group: &str) -> String {
     let now = now_ms();
@@ -101,6 +120,9 @@ pub fn render(app: &App, state: &WorkerState, group: &str) -> String {
         );
     }
     let _ = writeln!(out, "  agents' loop: {}", describe_loop(state, app));
+    if let Some(service) = state.tables.get() {
+        let _ = writeln!(out, "  tables: {}", describe_tables(&service.tables));
+    }
     for timer in &app.timers {
         let c = state.timer(&timer.name);
         let last = match c.last_run_ms.load(Ordering::Relaxed) {

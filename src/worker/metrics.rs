@@ -39,6 +39,10 @@ pub fn render(state: &WorkerState) -> String {
             .collect(),
         commit_duration: state.commit_duration.clone(),
         rebalance_duration: state.rebalance_duration.clone(),
+        tables: state
+            .tables
+            .get()
+            .map(|service| TablesView::of(&service.tables)),
     };
     let mut registry = Registry::with_prefix("faust_rs");
     registry.register_collector(Box::new(scrape));
@@ -70,6 +74,63 @@ impl ElectionView {
     }
 }
 
+/// The tables as this worker holds them.
+#[derive(Debug)]
+struct TablesView {
+    /// (table, keys held here).
+    keys: Vec<(String, usize)>,
+    recovering: u64,
+    records_read: u64,
+    rows_loaded: u64,
+}
+
+impl TablesView {
+    fn of(tables: &crate::tables::Tables) -> TablesView {
+        let progress = &tables.progress;
+        let load = |counter: &std::sync::atomic::AtomicU64| {
+            counter.load(std::sync::atomic::Ordering::Relaxed)
+        };
+        TablesView {
+            keys: tables.sizes(),
+            recovering: load(&progress.recovering),
+            records_read: load(&progress.records_read),
+            rows_loaded: load(&progress.rows_loaded),
+        }
+    }
+
+    fn encode(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let keys = self
+            .keys
+            .iter()
+            .map(|(name, keys)| (name.as_str(), *keys as i64));
+        gauge_family(
+            encoder,
+            "table_keys",
+            "Keys of the table held by this worker.",
+            "table",
+            keys,
+        )?;
+        gauge(
+            encoder,
+            "table_partitions_recovering",
+            "Table partitions being recovered (their events wait).",
+            self.recovering as i64,
+        )?;
+        counter(
+            encoder,
+            "table_changelog_records_read",
+            "Changelog records read by recoveries and global tables' followers.",
+            self.records_read,
+        )?;
+        counter(
+            encoder,
+            "table_rows_loaded",
+            "Rows loaded from the local stores by recoveries.",
+            self.rows_loaded,
+        )
+    }
+}
+
 /// Everything one scrape shows, copied out of the worker's state.
 #[derive(Debug)]
 struct Scrape {
@@ -79,6 +140,7 @@ struct Scrape {
     timer_lateness: Vec<(String, Seconds)>,
     commit_duration: Seconds,
     rebalance_duration: Seconds,
+    tables: Option<TablesView>,
 }
 
 type Labels<'a> = [(&'static str, &'a str); 1];
@@ -89,6 +151,9 @@ impl Collector for Scrape {
         self.encode_agents(&mut encoder)?;
         self.encode_timers(&mut encoder)?;
         self.encode_elections(&mut encoder)?;
+        if let Some(tables) = &self.tables {
+            tables.encode(&mut encoder)?;
+        }
         self.encode_histograms(&mut encoder)
     }
 }

@@ -144,23 +144,25 @@ fn answer(status: StatusCode, body: Value) -> Response {
     (status, Json(body)).into_response()
 }
 
-fn service(state: &WorkerState, name: &str) -> Result<(Arc<TableService>, usize), Response> {
-    let unknown = || {
-        answer(
-            StatusCode::NOT_FOUND,
-            json!({ "error": format!("no table {name}") }),
-        )
-    };
-    let service = state.tables.get().ok_or_else(unknown)?;
-    let table = service.tables.index_of(name).ok_or_else(unknown)?;
-    Ok((service.clone(), table))
+/// The service and the index of table `name`; `None` when there is no such table.
+fn service(state: &WorkerState, name: &str) -> Option<(Arc<TableService>, usize)> {
+    let service = state.tables.get()?;
+    let table = service.tables.index_of(name)?;
+    Some((service.clone(), table))
+}
+
+fn no_table(name: &str) -> Response {
+    answer(
+        StatusCode::NOT_FOUND,
+        json!({ "error": format!("no table {name}") }),
+    )
 }
 
 /// `GET /table/{name}`.
 pub async fn table(State(state): State<Arc<WorkerState>>, Path(name): Path<String>) -> Response {
     match service(&state, &name) {
-        Ok((service, table)) => Json(service.describe(table, &state.worker_id)).into_response(),
-        Err(response) => response,
+        Some((service, table)) => Json(service.describe(table, &state.worker_id)).into_response(),
+        None => no_table(&name),
     }
 }
 
@@ -170,9 +172,8 @@ pub async fn table_key(
     Path((name, key_text)): Path<(String, String)>,
     uri: Uri,
 ) -> Response {
-    let (service, table) = match service(&state, &name) {
-        Ok(found) => found,
-        Err(response) => return response,
+    let Some((service, table)) = service(&state, &name) else {
+        return no_table(&name);
     };
     let def = service.tables.def(table).clone();
     let key = key_from_url(def.key_serializer, &key_text);

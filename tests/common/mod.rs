@@ -187,9 +187,27 @@ impl Worker {
         extra: &[&str],
         env: &[(String, String)],
     ) -> Worker {
-        let port = free_port();
-        let stdout = scratch.path(&format!("worker-{port}.out"));
-        let log = scratch.path(&format!("worker-{port}.log"));
+        Worker::start_on(scratch, app, free_port(), extra, env)
+    }
+
+    /// A worker like this one (its port, so its data directory) once it has exited: its
+    /// restart.
+    pub fn restart(&self, scratch: &Scratch, app: &std::path::Path, extra: &[&str]) -> Worker {
+        Worker::start_on(scratch, app, self.port, extra, &[])
+    }
+
+    fn start_on(
+        scratch: &Scratch,
+        app: &std::path::Path,
+        port: u16,
+        extra: &[&str],
+        env: &[(String, String)],
+    ) -> Worker {
+        // A restart on the same port keeps the logs of the earlier runs.
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stdout = scratch.path(&format!("worker-{port}-{run}.out"));
+        let log = scratch.path(&format!("worker-{port}-{run}.log"));
         let datadir = scratch.path(&format!("data-{port}"));
         let child = std::process::Command::new(binary())
             .arg("-A")
