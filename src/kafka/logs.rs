@@ -78,9 +78,13 @@ pub fn repeats_a_log_line(error: &KafkaError) -> bool {
 }
 
 /// Forwards an error of librdkafka's error callback: at error level, unless it only repeats a
-/// log line ([`repeats_a_log_line`]), then at debug level.
+/// log line ([`repeats_a_log_line`]) or is the end of a partition that a changelog reader asked
+/// to be told of (`enable.partition.eof`, which librdkafka also reports as a global error),
+/// then at debug level.
 pub fn forward_error(error: &KafkaError, reason: &str) {
-    if repeats_a_log_line(error) {
+    let partition_end = error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF)
+        || matches!(error, KafkaError::PartitionEOF(_));
+    if repeats_a_log_line(error) || partition_end {
         tracing::debug!(target: "librdkafka", "librdkafka: {error}: {reason}");
     } else {
         tracing::error!(target: "librdkafka", "librdkafka: {error}: {reason}");

@@ -37,6 +37,9 @@ struct Slot {
     pending: Vec<Change>,
     /// The next offset to apply (everything before it is applied).
     next: i64,
+    /// The changelog's end when reading began: reaching it is catching up (reaching its last
+    /// stable offset may only show as the end of partition, past transaction markers).
+    end: i64,
     caught_up: bool,
 }
 
@@ -59,7 +62,12 @@ pub fn recover(
 ) -> Result<(), String> {
     let started = Instant::now();
     tables.sync();
-    let mut reader = Reader::open(tables, config, table, partitions, false)?;
+    // The broker holds a fetch at a partition's end for `fetch.wait.max.ms` (500 ms) before
+    // the reader learns it is there: every recovery, and the rebalance waiting for it, would
+    // pay that. A follower keeps the default: it fetches all the time.
+    let mut config = config.clone();
+    config.set("fetch.wait.max.ms", "10");
+    let mut reader = Reader::open(tables, &config, table, partitions, false)?;
     count(&tables.progress.recovering, partitions.len() as u64);
     let read = reader.until_caught_up();
     tables.progress.recovering.fetch_sub(
@@ -158,10 +166,7 @@ impl<'t> Reader<'t> {
     /// A partition as the store has it, and where to read its changelog from.
     fn load(&self, partition: u32) -> Result<Slot, String> {
         let store = self.tables.store(self.table);
-        let (low, high) = self
-            .consumer
-            .fetch_watermarks(self.topic(), partition as i32, WATERMARKS_TIMEOUT)
-            .map_err(|e| format!("cannot find the end of {}[{partition}]: {e}", self.topic()))?;
+        let (low, high) = self.watermarks(partition)?;
         let mut position = store.position(partition)?;
         if position.is_some_and(|p| p < low || p > high) {
             // The topic was recreated or its head deleted: the store describes another log.
@@ -192,8 +197,34 @@ impl<'t> Reader<'t> {
             held,
             pending: Vec::new(),
             next,
+            end: high,
             caught_up: next >= high,
         })
+    }
+
+    /// Where `partition` begins and ends. Retried until [`WATERMARKS_TIMEOUT`]: right after
+    /// the changelog is created its partitions may have no leader yet.
+    fn watermarks(&self, partition: u32) -> Result<(i64, i64), String> {
+        let deadline = Instant::now() + WATERMARKS_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self
+                .consumer
+                .fetch_watermarks(self.topic(), partition as i32, left)
+            {
+                Ok(watermarks) => return Ok(watermarks),
+                Err(e) if left.is_zero() => {
+                    return Err(format!(
+                        "cannot find the end of {}[{partition}]: {e}",
+                        self.topic()
+                    ));
+                }
+                Err(e) => {
+                    tracing::debug!("{}[{partition}]: {e}; asking again", self.topic());
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        }
     }
 
     /// Reads until every partition reached the changelog's end; the records read.
@@ -267,6 +298,7 @@ impl<'t> Reader<'t> {
             return Ok(());
         };
         slot.next = offset + 1;
+        slot.caught_up |= slot.next >= slot.end;
         count(&tables.progress.records_read, 1);
         let Some(key) = key else {
             tracing::warn!(

@@ -105,16 +105,35 @@ async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// `GET /ready`: 200 once the worker has joined its group and holds its partitions whole —
+/// 503 while any of its tables' partitions is being recovered, with the recovery's progress.
 async fn ready(State(state): State<Arc<WorkerState>>) -> Response {
-    if state.is_ready() {
-        (StatusCode::OK, Json(json!({ "ready": true }))).into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "ready": false })),
-        )
-            .into_response()
+    let recovery = state.tables.get().map(|service| {
+        let progress = &service.tables.progress;
+        let load = |counter: &std::sync::atomic::AtomicU64| {
+            counter.load(std::sync::atomic::Ordering::Relaxed)
+        };
+        json!({
+            "partitions_recovering": load(&progress.recovering),
+            "changelog_records_read": load(&progress.records_read),
+            "changelog_records_to_read": load(&progress.records_to_read),
+            "rows_loaded": load(&progress.rows_loaded),
+        })
+    });
+    let recovering = recovery
+        .as_ref()
+        .is_some_and(|r| r["partitions_recovering"] != 0);
+    let ready = state.is_ready() && !recovering;
+    let mut body = json!({ "ready": ready });
+    if let Some(recovery) = recovery {
+        body["tables"] = recovery;
     }
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
 }
 
 async fn assignment(State(state): State<Arc<WorkerState>>) -> Json<serde_json::Value> {

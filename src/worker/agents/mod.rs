@@ -292,6 +292,10 @@ impl AgentsLoop {
         self.abandon_transaction().await;
         if self.exactly_once.is_none() || shutdown.failure().is_none() {
             self.flush_tables(true);
+            // On disk before the process may exit: a restart then reads no changelog record.
+            if let Some(tables) = self.evaluator.tables.clone() {
+                let _ = tokio::task::spawn_blocking(move || tables.sync()).await;
+            }
         }
         // A revocation still waiting (the worker stops on a failure) gives its partitions up
         // uncommitted: their next owner reads them from the last commit.
