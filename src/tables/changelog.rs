@@ -61,6 +61,7 @@ pub fn recover(
     partitions: &[u32],
 ) -> Result<(), String> {
     let started = Instant::now();
+    let _recovering = Recovering::count(tables, partitions.len());
     tables.sync();
     // The broker holds a fetch at a partition's end for `fetch.wait.max.ms` (500 ms) before
     // the reader learns it is there: every recovery, and the rebalance waiting for it, would
@@ -68,13 +69,7 @@ pub fn recover(
     let mut config = config.clone();
     config.set("fetch.wait.max.ms", "10");
     let mut reader = Reader::open(tables, &config, table, partitions, false)?;
-    count(&tables.progress.recovering, partitions.len() as u64);
-    let read = reader.until_caught_up();
-    tables.progress.recovering.fetch_sub(
-        partitions.len() as u64,
-        std::sync::atomic::Ordering::Relaxed,
-    );
-    let replayed = read?;
+    let replayed = reader.until_caught_up()?;
     reader.store_pending(Durability::Immediate)?;
     for slot in reader.slots.into_values() {
         slot.held.rows.write().unwrap().mark_stored();
@@ -86,6 +81,27 @@ pub fn recover(
         started.elapsed().as_millis()
     );
     Ok(())
+}
+
+/// Counts partitions as recovering for as long as it lives, however the recovery ends.
+struct Recovering<'t> {
+    tables: &'t Tables,
+    partitions: u64,
+}
+
+impl<'t> Recovering<'t> {
+    fn count(tables: &'t Tables, partitions: usize) -> Recovering<'t> {
+        let partitions = partitions as u64;
+        count(&tables.progress.recovering, partitions);
+        Recovering { tables, partitions }
+    }
+}
+
+impl Drop for Recovering<'_> {
+    fn drop(&mut self) {
+        let recovering = &self.tables.progress.recovering;
+        recovering.fetch_sub(self.partitions, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Follows every partition of global table `table` until `stop` is set: the partitions are
