@@ -5,13 +5,15 @@
 # data directory ROUNDS times per mode, alternating: "store" (the data directory as it was
 # left) and "changelog" (its tables/ folder removed first); prints one table.
 #
-#   bench/tables.sh [--keys N] [--partitions P] [--rounds R] [--timeout S] [-h]
+#   bench/tables.sh [--keys N] [--partitions P] [--rounds R] [--timeout S] [--keep-logs DIR] [-h]
 #
 #   --keys N        distinct keys, one input record each (default 1000000)
 #   --partitions P  partitions of the input topic, hence of the table and its changelog
 #                   (default 8)
 #   --rounds R      restarts per mode, alternated store, changelog, store, ... (default 2)
 #   --timeout S     seconds the fill, and each restart, may take (default 600)
+#   --keep-logs DIR copy the workers' logs (fill.err, store-1.err, changelog-1.err, ... and
+#                   their standard output) and the app file into DIR at exit
 #
 # The app (id tables-<pid>-<time>, at_least_once, value_serializer json): a table `counts`
 # (default 0) and an agent on the topic <app id>-in whose body is `counts[key] += 1`; a timer
@@ -35,20 +37,27 @@
 #
 # Environment: KAFKA_PORT (broker on 127.0.0.1, default 9092; started with scripts/kafka.sh
 # when nothing answers there), FAUST_RS (binary; default target/release/faust-rs, built if
-# missing), KAFKA_HOME_DIR and KAFKA_VERSION (where scripts/kafka.sh keeps Kafka's jars, for
-# TopicCommand to delete this run's topics; default .kafka and 4.4.0).
+# missing), TABLES_APP_EXTRA (TOML appended to the app file, to try settings: e.g.
+# $'[kafka]\n"fetch.queue.backoff.ms" = 10'), KAFKA_HOME_DIR and KAFKA_VERSION (where
+# scripts/kafka.sh keeps Kafka's jars, for TopicCommand to delete this run's topics; default
+# .kafka and 4.4.0).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 die() { echo "tables.sh: $*" >&2; exit 1; }
 
-keys=1000000 partitions=8 rounds=2 timeout=600
+keys=1000000 partitions=8 rounds=2 timeout=600 keep_logs=""
 while (($#)); do
     case $1 in
         --keys | --partitions | --rounds | --timeout)
             (($# >= 2)) || die "$1 needs a value (see -h)"
             declare "${1#--}=$2"
+            shift 2
+            ;;
+        --keep-logs)
+            (($# >= 2)) || die "$1 needs a value (see -h)"
+            keep_logs=$2
             shift 2
             ;;
         -h | --help) usage; exit 0 ;;
@@ -109,6 +118,10 @@ cleanup() {
     java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp "$kafka_libs/*" \
         org.apache.kafka.tools.TopicCommand --bootstrap-server "$broker" --delete --if-exists \
         --topic "$run_id-.*" >/dev/null 2>&1 || echo "tables.sh: could not delete topics $run_id-*" >&2
+    if [[ -n $keep_logs ]]; then
+        mkdir -p "$keep_logs" && cp "$work"/*.err "$work"/*.out "$work/app.toml" "$keep_logs/" 2>/dev/null &&
+            echo "tables.sh: logs kept in $keep_logs" >&2 || echo "tables.sh: could not copy the logs to $keep_logs" >&2
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -146,6 +159,7 @@ body = '''counts[key] += 1; ()'''
 name = "rows"
 interval = 0.5
 body = '''print("ROWS " + counts.len());'''
+${TABLES_APP_EXTRA:-}
 TOML
 
 # start_worker NAME: start a worker on the data directory, logging to $work/NAME.{out,err};
