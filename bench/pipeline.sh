@@ -5,7 +5,8 @@
 # `kcat -C | kcat -P` copying the same input.
 #
 #   bench/pipeline.sh [--records N] [--faust-records M] [--partitions P] [--workers W]
-#                     [--guarantee G] [--only LIST] [--timeout S] [--no-copy] [--keep-topics] [-h]
+#                     [--guarantee G] [--only LIST] [--timeout S] [--no-copy] [--keep-topics]
+#                     [--table] [--table-keys K] [-h]
 #
 #   --records N        input records for faust-rs and Kafka Streams (default 300000)
 #   --faust-records M  input records for Python Faust, the first M of the same records
@@ -21,6 +22,13 @@
 #   --timeout S        seconds each implementation may take to write all its output (default 600)
 #   --no-copy          skip the `kcat -C | kcat -P` line
 #   --keep-topics      leave this run's topics on the broker (default: deleted at exit)
+#   --table            faust-rs's agent also updates a table per event: its app gets
+#                      [[tables]] counts (default 0) and the body `counts[value.id % K] += 1`
+#                      before its result; every update goes to the changelog
+#                      <app id>-counts-changelog (P partitions). Checked after the run: the
+#                      changelog's last value per key sums to the output records. The other
+#                      implementations are unchanged
+#   --table-keys K     the table's distinct keys with --table (default 10000)
 #
 # The pipeline: each input record is an ~80-byte JSON object, unkeyed,
 # {"id": 1, "n": 1, "pad": "xxx..."} with id = 1..N and n = id % 1000, record i written to
@@ -70,9 +78,11 @@ guarantee=at_least_once
 timeout=600
 copy=1
 keep_topics=0
+table=0
+table_keys=10000
 while (($#)); do
     case $1 in
-        --records | --faust-records | --partitions | --workers | --guarantee | --only | --timeout)
+        --records | --faust-records | --partitions | --workers | --guarantee | --only | --timeout | --table-keys)
             (($# >= 2)) || die "$1 needs a value (see -h)"
             case $1 in
                 --records) records=$2 ;;
@@ -82,16 +92,18 @@ while (($#)); do
                 --guarantee) guarantee=$2 ;;
                 --only) only=$2 ;;
                 --timeout) timeout=$2 ;;
+                --table-keys) table_keys=$2 ;;
             esac
             shift 2
             ;;
         --no-copy) copy=0; shift ;;
         --keep-topics) keep_topics=1; shift ;;
+        --table) table=1; shift ;;
         -h | --help) usage; exit 0 ;;
         *) die "unknown argument '$1' (see -h)" ;;
     esac
 done
-for var in records faust_records partitions workers timeout; do
+for var in records faust_records partitions workers timeout table_keys; do
     [[ ${!var} =~ ^[1-9][0-9]*$ ]] || die "--${var//_/-} must be a positive integer, not '${!var}'"
 done
 [[ $guarantee == at_least_once || $guarantee == exactly_once ]] ||
@@ -252,6 +264,11 @@ free_port() { py 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); 
 
 # start_IMPL IN OUT GROUP: start it in the background, setting procs (its processes).
 start_faust-rs() {
+    local body='#{ id: value.id, n: value.n * 2 }' tables=""
+    if ((table)); then
+        body="counts[value.id % $table_keys] += 1;"$'\n'"$body"
+        tables=$'[[tables]]\nname = "counts"\ndefault = 0\n'
+    fi
     cat >"$work/faust-rs.toml" <<TOML
 [app]
 id = "$3"
@@ -268,11 +285,12 @@ create = false
 name = "$2"
 create = false
 
+$tables
 [[agents]]
 name = "double"
 topic = "$1"
 sink = ["$2"]
-body = '''#{ id: value.id, n: value.n * 2 }'''
+body = '''$body'''
 ${PIPELINE_APP_EXTRA:-}
 TOML
     local w
@@ -329,6 +347,19 @@ for line in sys.stdin:
         distinct += 1
 print(total, distinct, bad)
 '
+
+# check_table CHANGELOG OUTPUTS: the table's changelog as a read-committed reader sees it: its
+# keys, records, and the sum of each key's last value — every evaluation added 1, so it is the
+# number of outputs (duplicates included). Sets table_line; marks the row wrong when it is not.
+check_table() {
+    local keys_seen changes sum expected=$((records < table_keys ? records : table_keys))
+    read -r keys_seen changes sum < <(kcat -b "$broker" -C -t "$1" -o beginning -e -q \
+        -X isolation.level=read_committed -f '%k %s\n' |
+        awk '{ last[$1] = $2; n++ } END { for (k in last) { s += last[k]; c++ } print c + 0, n + 0, s + 0 }')
+    table_line="faust-rs's table: $keys_seen keys (of $expected), $changes changelog records, values summing to $sum ($2 output records)"
+    if ((keys_seen != expected || sum != $2)); then row[faust-rs.status]="WRONG TABLE: $table_line"; fi
+}
+table_line=""
 
 declare -A row
 # run IMPL: run one implementation to completion and fill row[IMPL.*].
@@ -394,6 +425,7 @@ run() {
     if ((bad > 0 || distinct != n)); then
         row[$impl.status]="WRONG OUTPUT: $total records, $distinct of $n ids, $bad bad"
     fi
+    if [[ $impl == faust-rs ]] && ((table)); then check_table "$group-counts-changelog" "$total"; fi
     row[$impl.dups]=$((total - distinct))
     row[$impl.rss]=$rss
     row[$impl.cpu]=$cpu
@@ -425,6 +457,7 @@ names=(); for impl in "${impls[@]}"; do
         faust-rs)
             name="faust-rs $(git describe --always --dirty 2>/dev/null || echo '?')"
             ((workers == 1)) || name+=", $workers workers"
+            ((table == 0)) || name+=", table update"
             names+=("$name")
             ;;
         kstreams) names+=("Kafka Streams 4.4.0") ;;
@@ -469,4 +502,5 @@ if [[ " ${impls[*]} " == *" faust "* ]]; then
     echo "Python Faust ran on the first $faust_records of the same records (it is much slower); events/s compare."
 fi
 [[ -z $copy_line ]] || echo "kcat -C | kcat -P, the same input, unkeyed: $copy_line"
+((table == 0)) || echo "faust-rs's body also did counts[value.id % $table_keys] += 1 (a table of $table_keys keys, changelog $partitions partitions). ${table_line:-}"
 py 'import sys; print(f"pipeline.sh: total {float(sys.argv[2]) - float(sys.argv[1]):.0f} s")' "$script_start" "$(now)"
