@@ -236,6 +236,12 @@ impl ClientSettings {
     /// it reaches a partition's end.
     pub fn changelog_reader(&self) -> ClientConfig {
         let mut config = self.base();
+        // As for the agents' consumer (see `consumer`): at librdkafka's 1000 ms backoff on a
+        // full local queue a recovery idled a second at a time (measured: 1,000,000 records in
+        // 3.0-4.0 s, 2.3-3.1 s with 10 ms), and 2 MiB of prefetch is plenty to read ahead.
+        config
+            .set("fetch.queue.backoff.ms", "10")
+            .set("queued.max.messages.kbytes", "2048");
         self.apply_overrides(&mut config);
         enforce(&mut config, CHANGELOG_READER_INVARIANTS);
         config

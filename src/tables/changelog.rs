@@ -196,7 +196,9 @@ impl<'t> Reader<'t> {
         }
         let held = Arc::new(Held::default());
         let mut rows = held.rows.write().unwrap();
-        for (key, value) in store.partition(partition)? {
+        let stored = store.partition(partition)?;
+        rows.reserve(stored.len());
+        for (key, value) in stored {
             let value = self.tables.decode_value(self.table, &value)?;
             rows.load(key, Some(value));
         }

@@ -59,6 +59,11 @@ impl Rows {
         self.load(key, value);
     }
 
+    /// Room for `more` rows (a recovery knows how many the store holds).
+    pub fn reserve(&mut self, more: usize) {
+        self.values.reserve(more);
+    }
+
     /// A row as read from the store or the changelog: the store has it already.
     pub fn load(&mut self, key: Vec<u8>, value: Option<Datum>) {
         match value {
