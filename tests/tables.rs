@@ -199,6 +199,15 @@ fn a_restarted_worker_reads_only_the_changelogs_tail_and_a_wiped_store_reads_it_
     wait_until(Duration::from_secs(60), "60 per key", || {
         counted(&id, 60, true)
     });
+    // KILLed, the worker leaves a store at least as of its restart (durable then): the
+    // restart reads at most the 200 changes made since, and loses none of them.
+    worker.signal("KILL");
+    worker.wait_exit(Duration::from_secs(10));
+    let mut worker = worker.restart(&scratch, &app, &[]);
+    worker.wait_ready(READY);
+    let read = metric(&worker, "faust_rs_table_changelog_records_read_total").unwrap();
+    assert!(read <= 200.0, "read {read}:\n{}", worker.log_text());
+    assert_eq!(worker.get_json("/table/counts/k7")["value"], 60);
     worker.signal("TERM");
     assert!(worker.wait_exit(Duration::from_secs(30)).success());
 
