@@ -303,6 +303,9 @@ fn the_http_routes_answer_or_redirect_to_the_holder() {
     assert_eq!(workers[0].get("/table/nope").unwrap().0, 404);
 }
 
+/// A table key that is a URL, slashes and all.
+const URL_KEY: &str = "https://news.example.com/rss";
+
 #[test]
 fn a_global_table_is_held_by_every_worker_and_read_by_the_leader() {
     let scratch = Scratch::new("tbl-global");
@@ -358,6 +361,7 @@ print(`subscriptions: ${{sources}}`);
             ("b", "subscribe"),
             ("c", "subscribe"),
             ("b", "unsubscribe"),
+            (URL_KEY, "subscribe"),
         ] {
             let value = format!(r#"{{"action":"{action}"}}"#);
             let record = FutureRecord::to(&topic).key(source).payload(&value);
@@ -367,11 +371,16 @@ print(`subscriptions: ${{sources}}`);
                 .expect("sent");
         }
     });
-    wait_until(Duration::from_secs(60), "the leader prints a and c", || {
-        workers
-            .iter()
-            .any(|w| w.stdout_text().lines().last() == Some(r#"subscriptions: ["a","c"]"#))
-    });
+    wait_until(
+        Duration::from_secs(60),
+        "the leader prints a, c and the URL",
+        || {
+            workers.iter().any(|w| {
+                w.stdout_text().lines().last()
+                    == Some(r#"subscriptions: ["a","c","https://news.example.com/rss"]"#)
+            })
+        },
+    );
     for worker in &workers {
         let listed = worker.get_json("/table/subscriptions");
         assert_eq!(
@@ -382,5 +391,10 @@ print(`subscriptions: ${{sources}}`);
         let (status, body) = worker.get("/table/subscriptions/c").unwrap();
         assert_eq!((status, body.contains("true")), (200, true), "{body}");
         assert_eq!(worker.get("/table/subscriptions/b").unwrap().0, 404);
+        // A key with slashes is the rest of the path, as written or percent-encoded.
+        for path in [URL_KEY, "https%3A%2F%2Fnews.example.com%2Frss"] {
+            let (status, body) = worker.get(&format!("/table/subscriptions/{path}")).unwrap();
+            assert_eq!(status, 200, "{path}: {body}");
+        }
     }
 }

@@ -55,7 +55,7 @@ pub fn router(state: Arc<WorkerState>, control: Control, closing: CancellationTo
         .route("/leader", get(leader))
         .route("/leader/stand-down", post(stand_down))
         .route("/table/{name}", get(table_routes::table))
-        .route("/table/{name}/{key}", get(table_routes::table_key))
+        .route("/table/{name}/{*key}", get(table_routes::table_key))
         .route(ALIVE_PATH, get(alive))
         .layer(Extension(closing))
         .layer(Extension(control))
