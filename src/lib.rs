@@ -21,6 +21,7 @@ pub mod election;
 pub mod exit;
 pub mod kafka;
 pub mod logging;
+pub mod malloc_arenas;
 pub mod script;
 pub mod tables;
 pub mod worker;
