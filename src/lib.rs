@@ -8,6 +8,8 @@
 //! - `app` (the app definition: loading, validation, what it means to Kafka) and `election`;
 //! - `script` (the Rhai sandbox), `kafka` (librdkafka glue), `codec`, `clock`.
 //!
+//! `malloc_arenas` is process set-up that `main` runs first; it imports nothing of the crate.
+//!
 //! Nothing below `worker` imports it; scripts never see librdkafka types, Kafka code never
 //! sees Rhai types.
 

@@ -3,8 +3,8 @@
 //! glibc gives a thread its own arena, up to eight per core, the first time it allocates. A
 //! worker has about 40 threads (librdkafka's, the async runtime's, the evaluation pool's), and
 //! every arena keeps its own free memory: on this project's 2-core machine the idle leader
-//! tutorial held 11 arenas, 0.8 MiB more than with two (`bench/idle.sh`, README "Idle cost"),
-//! with no change in `bench/pipeline.sh`'s events/s or peak RSS. Small allocations mostly
+//! tutorial held 11 arenas and 0.8 MiB more anonymous memory than with two (measured as
+//! `bench/idle.sh` does, README "Idle cost"), with no change in `bench/pipeline.sh`'s events/s or peak RSS. Small allocations mostly
 //! never reach an arena's lock anyway: glibc's per-thread cache serves them.
 
 /// The arena cap faust-rs sets: one per core, at least 2 and at most 8 — or `None` when the
