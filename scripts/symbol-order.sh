@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# scripts/symbol-order.sh — regenerate link/symbol-order.txt, the functions an idle worker
+# runs, which the release build's linker places first and together in the binary's code.
+#
+#   scripts/symbol-order.sh [--settle S]
+#
+#   --settle S   seconds each phase idles once it is reached (default 20)
+#
+# Why: the kernel maps a binary's code into a process 64 KiB around every page it touches
+# (fault-around), so an idle worker whose few MiB of live code lie scattered over 13 MiB of
+# text keeps most of the text resident. Packed, it keeps only what it runs (README "Idle
+# cost" has the figures).
+#
+# How: two workers of the leader tutorial (configs/leader.toml's app, fresh id) run under
+# Valgrind's callgrind, which records every function that executed: both start and join the
+# group, one leads and ticks, the web endpoints are asked once, the leader gets TERM and the
+# other takes over, then it gets TERM too. Functions are written most executed first;
+# symbols missing from a later build (renamed, rustc's hash moved) just fall back to the
+# linker's default placement, so a stale list costs memory, never correctness. Run it again
+# after a rustc or dependency upgrade, or when `DETAIL=1` idle measurements show the
+# binary's r-xp mapping growing.
+#
+# Needs valgrind (a Debian package) and a broker (scripts/kafka.sh start). Environment:
+# KAFKA_PORT (default 9092).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+die() { echo "symbol-order.sh: $*" >&2; exit 1; }
+settle=20
+while (($#)); do
+    case $1 in
+        --settle) (($# >= 2)) || die "--settle needs a value"; settle=$2; shift 2 ;;
+        -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown argument '$1' (see -h)" ;;
+    esac
+done
+[[ $settle =~ ^[0-9]+$ ]] || die "--settle must be a whole number of seconds, not '$settle'"
+command -v valgrind >/dev/null || die "needs valgrind (apt-get install valgrind)"
+broker=127.0.0.1:${KAFKA_PORT:-9092}
+scripts/kafka.sh ping >/dev/null 2>&1 || die "no broker on $broker (scripts/kafka.sh start)"
+
+cargo build --release --quiet
+binary=$PWD/target/release/faust-rs
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+app_id=symbol-order-$$-$(date +%s)
+sed -e "s/^id = .*/id = \"$app_id\"/" -e "s|^broker = .*|broker = \"kafka://$broker\"|" \
+    configs/leader.toml >"$work/app.toml"
+ports=()
+for i in 0 1; do
+    ports+=("$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')")
+    valgrind --tool=callgrind --demangle=no --compress-strings=no --compress-pos=no \
+        --dump-instr=no --callgrind-out-file="$work/callgrind.$i" \
+        "$binary" -A "$work/app.toml" --datadir "$work/data$i" worker -l info \
+        --web-port "${ports[$i]}" --web-bind 127.0.0.1 >"$work/out.$i" 2>"$work/err.$i" &
+    pids+=($!)
+done
+
+# await WHAT SECONDS COMMAND...: run COMMAND every 0.5 s until it succeeds.
+await() {
+    local what=$1 deadline=$((SECONDS + $2))
+    shift 2
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || { tail -n 20 "$work"/err.* >&2; die "no $what within $2 s"; }
+        sleep 0.5
+    done
+}
+leader_of() { # the index of the worker whose output shows the leader's timer
+    local i
+    for i in 0 1; do grep -q 'PUBLISHING ON LEADER' "$work/out.$i" && { echo "$i"; return 0; }; done
+    return 1
+}
+await "leader" 180 leader_of
+sleep "$settle" # idling is what is being recorded
+for i in 0 1; do
+    for path in ready health leader assignment stats metrics; do
+        curl -sf "http://127.0.0.1:${ports[$i]}/$path" >/dev/null || true
+    done
+done
+first=$(leader_of)
+other=$((1 - first))
+: >"$work/out.$other"
+kill -TERM "${pids[$first]}"
+wait "${pids[$first]}" || die "the leader exited with status $? on TERM"
+await "hand-off" 120 grep -q 'PUBLISHING ON LEADER' "$work/out.$other"
+sleep "$settle"
+kill -TERM "${pids[$other]}"
+wait "${pids[$other]}" || die "the second worker exited with status $? on TERM"
+pids=()
+
+# Self cost per function of the binary, over both profiles; callgrind suffixes recursion
+# levels ('2) and names unsymbolized code by address (0x...), both dropped.
+python3 - "$binary" "$work"/callgrind.* >link/symbol-order.txt <<'PY'
+import collections, re, sys
+binary, profiles = sys.argv[1], sys.argv[2:]
+cost = collections.Counter()
+for profile in profiles:
+    in_binary, function, call_line_next = False, None, False
+    for line in open(profile):
+        if line.startswith("ob="):
+            in_binary = line[3:].strip() == binary
+        elif line.startswith("fn="):
+            function = re.sub(r"'\d+$", "", line[3:].strip()) if in_binary else None
+            if function:
+                cost[function] += 0
+        elif line.startswith("calls="):
+            call_line_next = True  # the next cost line is the callee's, not this function's
+        elif line[:1].isdigit() or line[:1] in "+-*":
+            if call_line_next:
+                call_line_next = False
+            elif function:
+                cost[function] += int(line.split()[1])
+print("# Written by scripts/symbol-order.sh: the functions an idle worker runs, most executed")
+print("# first, for the release build's linker (build.rs). Regenerate, never edit.")
+for function, _ in cost.most_common():
+    if not function.startswith("0x"):
+        print(function)
+PY
+echo "symbol-order.sh: link/symbol-order.txt: $(grep -vc '^#' link/symbol-order.txt) functions"
