@@ -33,7 +33,8 @@ fn main() {
 /// other targets and `-C linker-features=-lld` get, knows no symbol ordering file.
 fn links_with_rust_lld() -> bool {
     let env = |name| std::env::var(name).unwrap_or_default();
-    env("TARGET") == "x86_64-unknown-linux-gnu" && !env("CARGO_ENCODED_RUSTFLAGS").contains("linker")
+    env("TARGET") == "x86_64-unknown-linux-gnu"
+        && !env("CARGO_ENCODED_RUSTFLAGS").contains("linker")
 }
 
 /// Packs the functions listed by scripts/symbol-order.sh at the start of the release binary's

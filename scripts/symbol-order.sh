@@ -4,7 +4,7 @@
 #
 #   scripts/symbol-order.sh [--settle S]
 #
-#   --settle S   seconds each phase idles once it is reached (default 20)
+#   --settle S   seconds each phase idles once it is reached (default 30)
 #
 # Why: the kernel maps a binary's code into a process 64 KiB around every page it touches
 # (fault-around), so an idle worker whose few MiB of live code lie scattered over 13 MiB of
@@ -26,7 +26,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 die() { echo "symbol-order.sh: $*" >&2; exit 1; }
-settle=20
+settle=30
 while (($#)); do
     case $1 in
         --settle) (($# >= 2)) || die "--settle needs a value"; settle=$2; shift 2 ;;
@@ -36,7 +36,9 @@ while (($#)); do
 done
 [[ $settle =~ ^[0-9]+$ ]] || die "--settle must be a whole number of seconds, not '$settle'"
 command -v valgrind >/dev/null || die "needs valgrind (apt-get install valgrind)"
-broker=127.0.0.1:${KAFKA_PORT:-9092}
+# As users write it: by host name (resolving it, and the IPv6 address it may give, is code
+# that runs too).
+broker=localhost:${KAFKA_PORT:-9092}
 scripts/kafka.sh ping >/dev/null 2>&1 || die "no broker on $broker (scripts/kafka.sh start)"
 
 cargo build --release --quiet
@@ -58,7 +60,7 @@ for i in 0 1; do
     valgrind --tool=callgrind --demangle=no --compress-strings=no --compress-pos=no \
         --dump-instr=no --callgrind-out-file="$work/callgrind.$i" \
         "$binary" -A "$work/app.toml" --datadir "$work/data$i" worker -l info \
-        --web-port "${ports[$i]}" --web-bind 127.0.0.1 >"$work/out.$i" 2>"$work/err.$i" &
+        --web-port "${ports[$i]}" >"$work/out.$i" 2>"$work/err.$i" &
     pids+=($!)
 done
 
