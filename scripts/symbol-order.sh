@@ -23,23 +23,23 @@
 # Needs valgrind (a Debian package) and a broker (scripts/kafka.sh start). Environment:
 # KAFKA_PORT (default 9092).
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib/cluster.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
+cd "$FR_REPO_ROOT"
 
-die() { echo "symbol-order.sh: $*" >&2; exit 1; }
 settle=30
 while (($#)); do
     case $1 in
-        --settle) (($# >= 2)) || die "--settle needs a value"; settle=$2; shift 2 ;;
+        --settle) need_number "$1" "${2:-}"; settle=$2; shift 2 ;;
         -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) die "unknown argument '$1' (see -h)" ;;
+        *) usage_error "unknown argument '$1'" ;;
     esac
 done
-[[ $settle =~ ^[0-9]+$ ]] || die "--settle must be a whole number of seconds, not '$settle'"
-command -v valgrind >/dev/null || die "needs valgrind (apt-get install valgrind)"
+command -v valgrind >/dev/null || fr_die "needs valgrind (apt-get install valgrind)"
 # As users write it: by host name (resolving it, and the IPv6 address it may give, is code
 # that runs too).
 broker=localhost:${KAFKA_PORT:-9092}
-scripts/kafka.sh ping >/dev/null 2>&1 || die "no broker on $broker (scripts/kafka.sh start)"
+scripts/kafka.sh ping >/dev/null 2>&1 || fr_die "no broker on $broker (scripts/kafka.sh start)"
 
 cargo build --release --quiet
 binary=$PWD/target/release/faust-rs
@@ -69,7 +69,7 @@ await() {
     local what=$1 deadline=$((SECONDS + $2))
     shift 2
     until "$@" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || { tail -n 20 "$work"/err.* >&2; die "no $what within $2 s"; }
+        ((SECONDS < deadline)) || { tail -n 20 "$work"/err.* >&2; fr_die "no $what within $2 s"; }
         sleep 0.5
     done
 }
@@ -89,11 +89,11 @@ first=$(leader_of)
 other=$((1 - first))
 : >"$work/out.$other"
 kill -TERM "${pids[$first]}"
-wait "${pids[$first]}" || die "the leader exited with status $? on TERM"
+wait "${pids[$first]}" || fr_die "the leader exited with status $? on TERM"
 await "hand-off" 120 grep -q 'PUBLISHING ON LEADER' "$work/out.$other"
 sleep "$settle"
 kill -TERM "${pids[$other]}"
-wait "${pids[$other]}" || die "the second worker exited with status $? on TERM"
+wait "${pids[$other]}" || fr_die "the second worker exited with status $? on TERM"
 pids=()
 
 # Self cost per function of the binary, over both profiles; callgrind suffixes recursion
