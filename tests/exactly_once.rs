@@ -143,11 +143,36 @@ value
         "every input offset committed",
         || all_committed(&id, &input),
     );
+    // Each partition's holder counts no record behind its commit: under exactly-once the
+    // offsets go out with the transactions, not through the consumer, and still count.
+    wait_until(
+        Duration::from_secs(30),
+        "commit_lag 0 for every partition on its holder",
+        || commit_lags(&workers[2..], &input) == vec![0; PARTITIONS as usize],
+    );
     // Whether the paused worker's transaction was open when it stopped is luck: shown, not
     // asserted.
     let aborted = workers[2].get_json("/stats")["transactions_aborted"].clone();
     eprintln!("{guarantee}: the paused worker aborted {aborted} transactions");
     read_committed(&sink)
+}
+
+/// The `commit_lag` of every partition of `topic` the `workers` hold, in partition order.
+fn commit_lags(workers: &[Worker], topic: &str) -> Vec<i64> {
+    let mut lags: Vec<(i32, i64)> = Vec::new();
+    for worker in workers {
+        let stats = worker.get_json("/stats");
+        let Some(lag) = stats["commit_lag"].as_object() else {
+            continue;
+        };
+        for partition in 0..PARTITIONS {
+            if let Some(records) = lag.get(&format!("{topic}[{partition}]")) {
+                lags.push((partition, records.as_i64().unwrap()));
+            }
+        }
+    }
+    lags.sort_unstable();
+    lags.into_iter().map(|(_, records)| records).collect()
 }
 
 /// The partitions of `topic` `worker` owns.

@@ -209,7 +209,8 @@ async fn the_agents_consumer_reads_a_partition_again_from_a_rewind() {
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false");
     let (agents_consumer, mut rebalances) =
-        consumer::create(&config, state, true, None).expect("the agents' consumer");
+        consumer::create(&config, state, true, None, Default::default())
+            .expect("the agents' consumer");
     agents_consumer.subscribe(&[&topic]).expect("subscribed");
     let (records_tx, mut records) = tokio::sync::mpsc::channel::<Vec<Batch>>(4);
     let (rewind, rewinds) = std::sync::mpsc::channel();

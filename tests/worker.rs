@@ -435,6 +435,65 @@ value
     assert!(log.contains("longer than max_duration = 0.3 s"), "{log}");
 }
 
+/// `commit_lag` counts the records between a partition's committed offset and its end also
+/// before the worker has committed anything itself: the group's offset 3 of 10 was committed
+/// before the worker started, and the body spins on the first event it gets (offset 3), so the
+/// worker commits nothing new while the lag is read.
+#[test]
+fn commit_lag_counts_from_an_offset_committed_before_the_worker_started() {
+    let scratch = Scratch::new("lag");
+    let id = common::unique_name("lag");
+    let topic = format!("{id}-stall");
+    let app = scratch.app(
+        "lag.toml",
+        &format!(
+            r#"
+[app]
+id = "{id}"
+broker = "@BROKER@"
+topic_partitions = 1
+
+[app.limits]
+max_operations = 0
+max_duration = 120
+
+[[agents]]
+name = "stall"
+body = 'loop {{}}'
+"#
+        ),
+    );
+    common::block_on(common::create_topic(&common::broker(), &topic, 1));
+    let values: Vec<String> = (0..10).map(|n| n.to_string()).collect();
+    produce_in_order(&topic, &values);
+    commit_as_group(&id, &topic, 3);
+
+    let mut worker = Worker::start(&scratch, &app, &[]);
+    worker.wait_ready(READY);
+    wait_until(Duration::from_secs(30), "a commit_lag of 7 records", || {
+        worker.get_json("/stats")["commit_lag"][format!("{topic}[0]")] == 7
+    });
+    let stats = worker.get_json("/stats");
+    assert_eq!(stats["agents"]["stall"]["events_in"], 1, "{stats}");
+    worker.signal("KILL");
+}
+
+/// Commits `offset` for partition 0 of `topic` in `group`, as a client outside the group.
+fn commit_as_group(group: &str, topic: &str, offset: i64) {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", common::broker())
+        .set("group.id", group)
+        .create()
+        .expect("an offsets writer");
+    let mut list = rdkafka::TopicPartitionList::new();
+    list.add_partition_offset(topic, 0, rdkafka::Offset::Offset(offset))
+        .unwrap();
+    consumer
+        .commit(&list, CommitMode::Sync)
+        .expect("the group's offset committed");
+}
+
 /// A timer whose body throws is logged and keeps its schedule (Faust's #578 kills the worker).
 #[test]
 fn failing_timer_keeps_firing() {

@@ -14,6 +14,7 @@ pub mod producer;
 pub mod properties;
 pub mod reach;
 pub mod transaction;
+pub mod watermark;
 pub mod wire;
 
 pub use config::{

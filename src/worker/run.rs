@@ -371,11 +371,10 @@ impl Worker {
         let description = describe_group(app, &group);
         tracing::info!("joining group {description}");
         let _ = self.joined.set(description);
-        let mut consumer_config = match transactional {
+        let consumer_config = match transactional {
             Some(_) => self.settings.exactly_once_consumer(&group),
             None => self.settings.consumer(&group),
         };
-        consumer_config.set("statistics.interval.ms", "5000");
         let leaving = Leaving {
             group_name: format!("group {}", group.group_id),
             // A static member sends no LeaveGroup by design, and under KIP-848 librdkafka

@@ -1,6 +1,6 @@
 //! What a running worker knows about itself, shared between its tasks and read by the web
 //! server and the USR1 dump. Counters are atomics so the hot path never takes a lock; the
-//! assignment and lag maps change only on rebalances and statistics ticks.
+//! assignment and lag maps change only on rebalances and lag ticks.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -114,7 +114,8 @@ pub struct WorkerState {
     pub timers: BTreeMap<String, TimerCounters>,
     /// topic -> partitions currently assigned to this worker.
     pub assignment: Mutex<BTreeMap<String, Vec<i32>>>,
-    /// "topic[partition]" -> consumer lag, from librdkafka's statistics.
+    /// "topic[partition]" -> records between the committed offset and the end (see
+    /// `agents::lag`).
     pub lag: Mutex<BTreeMap<String, i64>>,
     /// Every election of the app, as this worker takes part in it.
     pub elections: Vec<std::sync::Arc<Election>>,

@@ -7,7 +7,7 @@
 //! to the agents' loop; it tells the loop of rebalances, and on a revocation asks it which
 //! offsets finished, commits them and only then lets librdkafka give the partitions up.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
-use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::kafka::{TopicPartition, position_list};
 use crate::kafka::{group, logs};
+use crate::worker::agents::lag::CommittedOffsets;
 use crate::worker::state::WorkerState;
 use crate::worker::tables::TablePartitions;
 
@@ -118,7 +118,7 @@ pub struct Finish {
     pub done: oneshot::Sender<()>,
 }
 
-/// Rebalance, commit and statistics callbacks of the agents' consumer.
+/// Rebalance and commit callbacks of the agents' consumer.
 pub struct AgentsContext {
     state: Arc<WorkerState>,
     rebalanced: mpsc::UnboundedSender<Rebalanced>,
@@ -130,6 +130,8 @@ pub struct AgentsContext {
     rebalance_began: std::sync::Mutex<Option<Instant>>,
     /// Under exactly-once a revocation waits for the loop's answer without a bound.
     exactly_once: bool,
+    /// What the group has committed for the held partitions, for their commit lag.
+    committed: Arc<CommittedOffsets>,
     /// The tables co-partitioned with the agents' topics: recovered when partitions are
     /// assigned (before any of their records is polled), stored when they are given up.
     tables: Option<Arc<TablePartitions>>,
@@ -154,27 +156,6 @@ impl ClientContext for AgentsContext {
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         logs::forward_error(&error, reason);
-    }
-
-    fn stats(&self, statistics: Statistics) {
-        // librdkafka keeps reporting partitions for a while after they were revoked: only the
-        // ones this worker owns count.
-        let assignment = self.state.assignment.lock().unwrap().clone();
-        let owned = |topic: &str, partition: i32| {
-            assignment
-                .get(topic)
-                .is_some_and(|ps| ps.contains(&partition))
-        };
-        let mut lag = BTreeMap::new();
-        for (topic, stats) in &statistics.topics {
-            for (partition, p) in &stats.partitions {
-                // -1 marks unknown lags (and librdkafka's internal "unassigned" partition).
-                if owned(topic, *partition) && p.consumer_lag >= 0 {
-                    lag.insert(format!("{topic}[{partition}]"), p.consumer_lag);
-                }
-            }
-        }
-        *self.state.lag.lock().unwrap() = lag;
     }
 }
 
@@ -205,6 +186,7 @@ impl ConsumerContext for AgentsContext {
             if let Some(tables) = &self.tables {
                 tables.release(&revoked);
             }
+            self.committed.forget(&revoked);
             self.state.forget(&revoked);
             let lost = if lost {
                 " (lost: the group went on without this worker)"
@@ -224,6 +206,9 @@ impl ConsumerContext for AgentsContext {
                     self.state.rebalance_duration.observe(began.elapsed());
                 }
                 tracing::info!("rebalance: assigned {}", describe(&assigned));
+                // Whatever was known of them (a late answer to a commit before they were
+                // revoked) may be stale: the group's offsets are asked again.
+                self.committed.forget(&assigned);
                 if let Err(why) = self.recover_tables(&assigned) {
                     let _ = self.rebalanced.send(Rebalanced::TablesFailed(why));
                 }
@@ -242,21 +227,23 @@ impl ConsumerContext for AgentsContext {
         if let Some(started) = self.commits_in_flight.answered(offsets) {
             self.state.commit_duration.observe(started.elapsed());
         }
+        let positions: Vec<(TopicPartition, i64)> = offsets
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some((TopicPartition::new(e.topic(), e.partition()), o)),
+                _ => None,
+            })
+            .collect();
         if let Err(e) = result {
-            let failed: Vec<(TopicPartition, i64)> = offsets
-                .elements()
-                .iter()
-                .filter_map(|e| match e.offset() {
-                    Offset::Offset(o) => Some((TopicPartition::new(e.topic(), e.partition()), o)),
-                    _ => None,
-                })
-                .collect();
             if logs::is_rebalance_race(&e) {
                 tracing::debug!("offset commit raced a rebalance (committed again after it): {e}");
             } else {
                 tracing::warn!("asynchronous offset commit failed (will retry): {e}");
             }
-            let _ = self.rebalanced.send(Rebalanced::CommitFailed(failed));
+            let _ = self.rebalanced.send(Rebalanced::CommitFailed(positions));
+        } else {
+            self.committed.record(&positions);
         }
     }
 }
@@ -319,6 +306,7 @@ pub fn create(
     state: Arc<WorkerState>,
     exactly_once: bool,
     tables: Option<Arc<TablePartitions>>,
+    committed: Arc<CommittedOffsets>,
 ) -> Result<(Arc<AgentsConsumer>, mpsc::UnboundedReceiver<Rebalanced>), String> {
     let (rebalanced, rebalances) = mpsc::unbounded_channel();
     let context = AgentsContext {
@@ -330,6 +318,7 @@ pub fn create(
         rebalance_began: std::sync::Mutex::new(Some(Instant::now())),
         exactly_once,
         tables,
+        committed,
     };
     let consumer: AgentsConsumer = config
         .create_with_context(context)
@@ -357,7 +346,10 @@ pub fn commit(
         Ok(()) => {
             state.commits.fetch_add(1, Ordering::Relaxed);
             match mode {
-                CommitMode::Sync => state.commit_duration.observe(started.elapsed()),
+                CommitMode::Sync => {
+                    state.commit_duration.observe(started.elapsed());
+                    consumer.context().committed.record(commits);
+                }
                 CommitMode::Async => consumer.context().commits_in_flight.sent(&list, started),
             }
             true

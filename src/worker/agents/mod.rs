@@ -19,6 +19,7 @@
 
 pub mod consumer;
 pub mod evaluate;
+pub mod lag;
 mod queue;
 pub mod transactions;
 
@@ -35,6 +36,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::consumer::{AgentsConsumer, Batch, Finish, Rebalanced, Rewind};
 use self::evaluate::{Evaluator, JobDone};
+use self::lag::CommittedOffsets;
 use self::queue::Queues;
 use self::transactions::{Settled, Transactions};
 use crate::kafka::producer::KafkaProducer;
@@ -64,11 +66,13 @@ pub fn start(
     shutdown: &Shutdown,
 ) -> Result<tokio::task::JoinHandle<usize>, String> {
     let app = evaluator.app.clone();
+    let committed = Arc::new(CommittedOffsets::default());
     let (consumer, rebalances) = consumer::create(
         consumer_config,
         evaluator.state.clone(),
         transactional.is_some(),
         tables,
+        committed.clone(),
     )?;
     let queues = Queues::new(&app);
     if queues.topics().is_empty() {
@@ -90,6 +94,12 @@ pub fn start(
         leaving.group_name,
     )
     .map_err(|e| format!("cannot start the agents' consumer thread: {e}"))?;
+    shutdown.tasks.spawn(lag::follow(
+        Arc::downgrade(&consumer),
+        committed.clone(),
+        evaluator.state.clone(),
+        shutdown.clone(),
+    ));
     let transactions = transactional.map(|producer| Transactions::new(producer, consumer.clone()));
     let agents_loop = AgentsLoop {
         commit_every: app.commit_every,
@@ -98,6 +108,7 @@ pub fn start(
         pool,
         shutdown: shutdown.clone(),
         consumer: Some(consumer),
+        committed,
         tracker: OffsetTracker::default(),
         assigned: HashMap::new(),
         queues,
@@ -186,6 +197,9 @@ struct AgentsLoop {
     /// For asynchronous commits; dropped before the consumer thread's last work, so the
     /// consumer closes there.
     consumer: Option<Arc<AgentsConsumer>>,
+    /// Told of the offsets each transaction commits, for the commit lag (under at-least-once
+    /// the consumer's commits tell it).
+    committed: Arc<CommittedOffsets>,
     tracker: OffsetTracker,
     /// Partitions owned now, each with the rebalance that assigned it: records and results of
     /// an earlier assignment of the same partition are stale.
@@ -590,6 +604,7 @@ impl AgentsLoop {
                 if !positions.is_empty() {
                     self.evaluator.state.commits.fetch_add(1, Ordering::Relaxed);
                 }
+                self.committed.record(&positions);
                 self.tracker.committed(&positions);
                 self.flush_tables(false);
                 self.answer_revocations();
