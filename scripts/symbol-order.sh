@@ -3,8 +3,11 @@
 # runs, which the release build's linker places first and together in the binary's code.
 #
 #   scripts/symbol-order.sh [--settle S]
+#   scripts/symbol-order.sh --check
 #
 #   --settle S   seconds each phase idles once it is reached (default 30)
+#   --check      build the release binary and count the listed functions it lacks; exits 1
+#                when any is missing (the list is stale: regenerate it)
 #
 # Why: the kernel maps a binary's code into a process 64 KiB around every page it touches
 # (fault-around), so an idle worker whose few MiB of live code lie scattered over 13 MiB of
@@ -16,9 +19,11 @@
 # group, one leads and ticks, the web endpoints are asked once, the leader gets TERM and the
 # other takes over, then it gets TERM too. Functions are written most executed first;
 # symbols missing from a later build (renamed, rustc's hash moved) just fall back to the
-# linker's default placement, so a stale list costs memory, never correctness. Run it again
-# after a rustc or dependency upgrade, or when `DETAIL=1` idle measurements show the
-# binary's r-xp mapping growing.
+# linker's default placement, so a stale list costs memory, never correctness. It goes stale
+# more often than it looks: the optimizer numbers the local copies of a function
+# (`name.1648`), and any change to the code can renumber a few of them; each one then keeps
+# another 64 KiB of code resident. Run `--check` after changing the code, and regenerate
+# after a rustc or dependency upgrade or when `--check` fails.
 #
 # Needs valgrind (a Debian package) and a broker (scripts/kafka.sh start). Environment:
 # KAFKA_PORT (default 9092).
@@ -28,13 +33,25 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
 cd "$FR_REPO_ROOT"
 
 settle=30
+check=0
 while (($#)); do
     case $1 in
         --settle) need_number "$1" "${2:-}"; settle=$2; shift 2 ;;
+        --check) check=1; shift ;;
         -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) usage_error "unknown argument '$1'" ;;
     esac
 done
+
+if ((check)); then
+    cargo build --release --quiet
+    listed=$(grep -vc '^#' link/symbol-order.txt)
+    missing=$(grep -v '^#' link/symbol-order.txt | sort -u |
+        comm -23 - <(nm target/release/faust-rs | awk '{print $NF}' | sort -u) | wc -l)
+    echo "symbol-order.sh: $missing of $listed listed functions are not in target/release/faust-rs"
+    ((missing == 0)) || fr_die "link/symbol-order.txt is stale: run scripts/symbol-order.sh"
+    exit 0
+fi
 command -v valgrind >/dev/null || fr_die "needs valgrind (apt-get install valgrind)"
 # As users write it: by host name (resolving it, and the IPv6 address it may give, is code
 # that runs too).
@@ -97,7 +114,8 @@ wait "${pids[$other]}" || fr_die "the second worker exited with status $? on TER
 pids=()
 
 # Self cost per function of the binary, over both profiles; callgrind suffixes recursion
-# levels ('2) and names unsymbolized code by address (0x...), both dropped.
+# levels ('2), names unsymbolized code by address (0x...) and the code before `main` as
+# "(below main)": the suffixes and those names are dropped.
 python3 - "$binary" "$work"/callgrind.* >link/symbol-order.txt <<'PY'
 import collections, re, sys
 binary, profiles = sys.argv[1], sys.argv[2:]
@@ -121,7 +139,7 @@ for profile in profiles:
 print("# Written by scripts/symbol-order.sh: the functions an idle worker runs, most executed")
 print("# first, for the release build's linker (build.rs). Regenerate, never edit.")
 for function, _ in cost.most_common():
-    if not function.startswith("0x"):
+    if not function.startswith("0x") and function != "(below main)":  # not symbols
         print(function)
 PY
 echo "symbol-order.sh: link/symbol-order.txt: $(grep -vc '^#' link/symbol-order.txt) functions"
