@@ -28,6 +28,8 @@
 set -euo pipefail
 export LC_ALL=C # the same order for globs and join
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib/free-port.sh
+source scripts/lib/free-port.sh
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 die() { echo "idle.sh: $*" >&2; exit 1; }
@@ -101,7 +103,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # cpu_ticks PID...: user+sys clock ticks of the processes so far, summed.
 cpu_ticks() {
@@ -140,14 +141,14 @@ say.send(str(random()));
 '''
 TOML
     "$binary" -A "$dir/app.toml" --datadir "$dir/data$1" worker -l warn \
-        --web-port "$(free_port)" --web-bind 127.0.0.1 >"$dir/worker$1.out" 2>"$dir/worker$1.err" &
+        --web-port "$(fr_free_port)" --web-bind 127.0.0.1 >"$dir/worker$1.out" 2>"$dir/worker$1.err" &
     procs+=($!)
 }
 start_faust() {
     local dir=$work/$2
     mkdir -p "$dir"
     (cd bench/faust && FAUST_APP_ID=$2 FAUST_BROKER=kafka://$broker exec "../../$venv/bin/faust" \
-        -A leader --datadir "$dir/data$1" worker -l warn --web-port "$(free_port)" \
+        -A leader --datadir "$dir/data$1" worker -l warn --web-port "$(fr_free_port)" \
         --web-bind 127.0.0.1 >"$dir/worker$1.out" 2>"$dir/worker$1.err") &
     procs+=($!)
 }

@@ -34,6 +34,8 @@
 # TopicCommand to delete this run's topics; default .kafka and 4.4.0).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib/free-port.sh
+source scripts/lib/free-port.sh
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 die() { echo "latency.sh: $*" >&2; exit 1; }
@@ -176,7 +178,7 @@ topic = "$in"
 sink = ["$out"]
 body = '''value'''
 TOML
-    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    port=$(fr_free_port)
     "$binary" -A "$dir/app.toml" -l warn worker --web-port "$port" --web-bind 127.0.0.1 \
         --datadir "$dir/data" >"$dir/worker.out" 2>"$dir/worker.err" &
     worker=$! && pids+=("$worker")

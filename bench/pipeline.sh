@@ -65,6 +65,8 @@
 # JVM's defaults), FAUST_VENV (Python Faust's virtualenv; default .bench/faust-venv), MVN.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib/free-port.sh
+source scripts/lib/free-port.sh
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 die() { echo "pipeline.sh: $*" >&2; exit 1; }
@@ -260,7 +262,6 @@ ready_line() {
         printf "%.3f\n", substr($0, RSTART + 6, RLENGTH - 6) / div; found = 1; exit
     } END { exit !found }' "$1"
 }
-free_port() { py 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # start_IMPL IN OUT GROUP: start it in the background, setting procs (its processes).
 start_faust-rs() {
@@ -296,7 +297,7 @@ TOML
     local w
     procs=() ports=()
     for ((w = 0; w < workers; w++)); do
-        ports+=("$(free_port)")
+        ports+=("$(fr_free_port)")
         "$binary" -A "$work/faust-rs.toml" -l warn worker --web-port "${ports[w]}" \
             --web-bind 127.0.0.1 --datadir "$work/faust-rs-data-$w" \
             >>"$work/faust-rs.out" 2>>"$work/faust-rs.err" &

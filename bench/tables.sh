@@ -43,6 +43,8 @@
 # .kafka and 4.4.0).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib/free-port.sh
+source scripts/lib/free-port.sh
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 die() { echo "tables.sh: $*" >&2; exit 1; }
@@ -136,7 +138,6 @@ end_total() {
 }
 cpu_s() { sed 's/.*) //' "/proc/$1/stat" | awk -v hz="$clk_tck" '{ printf "%.2f", ($12 + $13) / hz }'; }
 peak_rss_mib() { awk '/^VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
-free_port() { py 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 cat >"$work/app.toml" <<TOML
 [app]
@@ -165,7 +166,7 @@ TOML
 # start_worker NAME: start a worker on the data directory, logging to $work/NAME.{out,err};
 # sets worker, started (unix µs) and port.
 start_worker() {
-    port=$(free_port)
+    port=$(fr_free_port)
     started=$(now_us)
     "$binary" -A "$work/app.toml" -l info worker --web-port "$port" --web-bind 127.0.0.1 \
         --datadir "$datadir" >"$work/$1.out" 2>"$work/$1.err" &

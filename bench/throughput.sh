@@ -9,6 +9,8 @@
 # built if missing).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib/free-port.sh
+source scripts/lib/free-port.sh
 
 records=${1:-1000000}
 broker=127.0.0.1:${KAFKA_PORT:-9092}
@@ -20,7 +22,7 @@ run_id=bench-$$-$(date +%s)
 work=$(mktemp -d)
 trap 'kill -9 "${worker_pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
 topic=$run_id-echo
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(fr_free_port)
 
 # write_app ID: an app whose one agent returns each value unchanged.
 write_app() {

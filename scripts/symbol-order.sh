@@ -30,6 +30,8 @@
 set -euo pipefail
 # shellcheck source=scripts/lib/cluster.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
+# shellcheck source=scripts/lib/free-port.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/free-port.sh"
 cd "$FR_REPO_ROOT"
 
 settle=30
@@ -73,7 +75,7 @@ sed -e "s/^id = .*/id = \"$app_id\"/" -e "s|^broker = .*|broker = \"kafka://$bro
     configs/leader.toml >"$work/app.toml"
 ports=()
 for i in 0 1; do
-    ports+=("$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')")
+    ports+=("$(fr_free_port)")
     valgrind --tool=callgrind --demangle=no --compress-strings=no --compress-pos=no \
         --dump-instr=no --callgrind-out-file="$work/callgrind.$i" \
         "$binary" -A "$work/app.toml" --datadir "$work/data$i" worker -l info \
