@@ -8,8 +8,7 @@
 //! - `app` (the app definition: loading, validation, what it means to Kafka) and `election`;
 //! - `script` (the Rhai sandbox), `kafka` (librdkafka glue), `codec`, `clock`.
 //!
-//! `malloc_arenas` and `relocation_table` are process set-up that `main` runs first; they import
-//! nothing of the crate.
+//! `relocation_table` is process set-up that `main` runs first; it imports nothing of the crate.
 //!
 //! Nothing below `worker` imports it; scripts never see librdkafka types, Kafka code never
 //! sees Rhai types.
@@ -24,7 +23,6 @@ pub mod election;
 pub mod exit;
 pub mod kafka;
 pub mod logging;
-pub mod malloc_arenas;
 pub mod relocation_table;
 pub mod script;
 pub mod tables;

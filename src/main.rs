@@ -4,7 +4,6 @@ use clap::FromArgMatches;
 
 fn main() -> ExitCode {
     faust_rs::relocation_table::release();
-    faust_rs::malloc_arenas::limit();
     let matches = faust_rs::cli::command()
         .long_version(faust_rs::cli::long_version())
         .get_matches();
