@@ -98,7 +98,7 @@ unsafe fn whole_pages(info: &libc::dl_phdr_info) -> Option<Range<usize>> {
     (pages.start < pages.end).then_some(pages)
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", target_env = "gnu", target_pointer_width = "64"))]
 fn page_size() -> usize {
     // SAFETY: sysconf only reads a system setting.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
